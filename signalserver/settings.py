@@ -1,0 +1,284 @@
+"""Settings for signalserver.
+
+This is the only module that reads the environment. Every value is read through one of the
+small helpers below, which reject malformed values with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
+
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean: use true or false")
+
+
+def env_int(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} is below the minimum of {minimum}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}={value} is above the maximum of {maximum}")
+    return value
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_secret(*names: str) -> str:
+    """The first of `names` that is set, directly or as a file path in `<NAME>_FILE`."""
+    for name in names:
+        value = env_str(name)
+        if value:
+            return value
+        path = env_str(f"{name}_FILE")
+        if path:
+            try:
+                return Path(path).read_text().strip()
+            except OSError as e:
+                raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {e}") from None
+    return ""
+
+
+# Mode
+DEBUG = env_bool("DEBUG", False)
+TESTING = False  # set by tests/settings.py
+
+# Secrets and hosts: required in production, all missing ones named at once
+SECRET_KEY = env_secret("SECRET_KEY", "FLASK_SECRET_KEY")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
+RENDER_EXTERNAL_HOSTNAME = env_str("RENDER_EXTERNAL_HOSTNAME")
+if RENDER_EXTERNAL_HOSTNAME:
+    ALLOWED_HOSTS.append(RENDER_EXTERNAL_HOSTNAME)
+
+MISSING_REQUIRED_ENV = [
+    name for name, present in (("SECRET_KEY", bool(SECRET_KEY)), ("ALLOWED_HOSTS", bool(ALLOWED_HOSTS))) if not present
+]
+if MISSING_REQUIRED_ENV and not DEBUG:
+    raise ImproperlyConfigured(
+        "Missing required environment variable(s): "
+        + ", ".join(MISSING_REQUIRED_ENV)
+        + " (SECRET_KEY may also be given as FLASK_SECRET_KEY or SECRET_KEY_FILE;"
+        " set DEBUG=true for local development)"
+    )
+if not SECRET_KEY:
+    SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"  # noqa: S105
+# Local probes (container healthcheck, the dashboard on the host itself) always work.
+ALLOWED_HOSTS += ["localhost", "127.0.0.1", "[::1]"]
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
+if PUBLIC_BASE_URL:
+    CSRF_TRUSTED_ORIGINS.append(PUBLIC_BASE_URL)
+
+# Processes
+SIGNALSERVER_ROLE = env_str("SIGNALSERVER_ROLE", "all")
+if SIGNALSERVER_ROLE not in ("web", "worker", "all"):
+    raise ImproperlyConfigured(f"SIGNALSERVER_ROLE={SIGNALSERVER_ROLE!r} must be web, worker or all")
+ENABLE_BACKGROUND_TASKS = env_bool("ENABLE_BACKGROUND_TASKS", True) and not env_bool("DISABLE_BACKGROUND_TASKS", False)
+PORT = env_int("PORT", 8000, 1, 65535)
+HOSTNAME = socket.gethostname()
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "signalserver",
+    "mail",
+    "delivery",
+    "deploys",
+]
+
+MIDDLEWARE = [
+    "signalserver.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "signalserver.urls"
+WSGI_APPLICATION = "signalserver.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: embedded SQLite by default, PostgreSQL with DATABASE_URL
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var")))
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    try:
+        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    except ValueError as e:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {e}") from None
+else:
+    SQLITE_PATH = Path(env_str("SQLITE_PATH", str(DATA_DIR / "db.sqlite3")))
+    SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(SQLITE_PATH),
+            "OPTIONS": {
+                # Web, worker and poller processes share the file: WAL lets readers run
+                # beside the writer, IMMEDIATE takes the write lock up front so two
+                # writers queue instead of failing on a lock upgrade.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Redis: cache, django-q2 broker and poller lease when REDIS_URL is set
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CACHES: dict[str, Any] = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Jobs (django-q2). A job's timeout must stay below `retry`, or a slow job runs twice.
+Q_WORKERS = env_int("Q_WORKERS", 3, 1, 64)
+Q_TIMEOUT_SECONDS = env_int("Q_TIMEOUT_SECONDS", 600, 30)
+Q_CLUSTER: dict[str, Any] = {
+    "name": "signalserver",
+    "workers": Q_WORKERS,
+    "timeout": Q_TIMEOUT_SECONDS,
+    "retry": Q_TIMEOUT_SECONDS + 60,
+    "max_attempts": 1,
+    "catch_up": False,
+    "save_limit": 1000,
+    "label": "Jobs",
+    "poll": 0.1,
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+QCLUSTER_HEARTBEAT_MAX_AGE_SECONDS = env_int("QCLUSTER_HEARTBEAT_MAX_AGE_SECONDS", 180, 60)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# Time: stored in UTC, shown in Europe/Paris unless TIME_ZONE says otherwise
+USE_TZ = True
+TIME_ZONE = env_str("TIME_ZONE", "Europe/Paris")
+LANGUAGE_CODE = "en-us"
+USE_I18N = True
+
+# Static files, served by whitenoise
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# HTTP security: Django's middleware settings, strict unless DEBUG
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^health(/live)?$", r"^api/ping$", r"^metrics$"]
+if env_bool("TRUST_X_FORWARDED_PROTO", True):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, 300)
+CSRF_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_HTTPONLY = True
+
+# Logging: JSON lines in production, readable text in development
+LOG_LEVEL = env_str("LOG_LEVEL", env_str("FLASK_LOG_LEVEL", "INFO")).upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r} is not a log level")
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be json or text")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"context": {"()": "signalserver.logs.ContextFilter"}},
+    "formatters": {
+        "json": {"()": "signalserver.logs.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "django-q": {"level": LOG_LEVEL},
+    },
+}

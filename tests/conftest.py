@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def base_env(**overrides: str) -> dict[str, str]:
+    """A clean environment for a child process, without this process's test settings."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "REDIS_URL", "DATABASE_URL")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(overrides)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def child_database_env() -> dict[str, str]:
+    """Env that points a child process at the test database this test run uses."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return {"SQLITE_PATH": str(db["NAME"]), "DATABASE_URL": ""}
+    url = settings.DATABASE_URL.rsplit("/", 1)[0] + "/" + db["NAME"]
+    return {"DATABASE_URL": url}
+
+
+def manage(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def wait_for_http(url: str, timeout: float = 30, proc: subprocess.Popen[bytes] | None = None) -> requests.Response:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            return requests.get(url, timeout=2)
+        except requests.ConnectionError as e:
+            last = e
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {timeout} s: {last}")
+
+
+@pytest.fixture
+def production_env() -> dict[str, str]:
+    return base_env(
+        DEBUG="false",
+        SECRET_KEY="prod-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGH",
+        ALLOWED_HOSTS="signal.example.com",
+    )
+
+
+@pytest.fixture
+def stop_process() -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
