@@ -9,6 +9,8 @@ from django.utils import timezone
 # name -> (function path, every N minutes)
 SCHEDULES: dict[str, tuple[str, int]] = {
     "heartbeat": ("signalserver.tasks.heartbeat", 1),
+    "poll-mailboxes": ("mail.tasks.poll_mailboxes", 1),
+    "purge-raw-messages": ("mail.tasks.purge_raw_messages", 60),
 }
 
 

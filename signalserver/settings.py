@@ -282,3 +282,33 @@ LOGGING = {
         "django-q": {"level": LOG_LEVEL},
     },
 }
+
+# Mail: IMAP poller
+# Socket timeout; IDLE is also ended and re-issued this often, which proves the connection
+# alive (and stays far below the servers' 29-minute IDLE limit).
+IMAP_TIMEOUT_SECONDS = env_int("IMAP_TIMEOUT_SECONDS", 30, 1, 600)
+IMAP_CA_FILE = env_str("IMAP_CA_FILE")
+POLLER_LEASE_SECONDS = env_int("POLLER_LEASE_SECONDS", 60, 3, 3600)
+# A scheduled poller job serves this long, then hands over to its successor.
+POLLER_SESSION_SECONDS = env_int("POLLER_SESSION_SECONDS", 55, 5, Q_TIMEOUT_SECONDS - 30)
+POLLER_LOCK_KEY = env_str("POLLER_LOCK_KEY", "render_signal:poller_lock")
+MAIL_MAX_HTML_BYTES = env_int("MAIL_MAX_HTML_BYTES", 1024 * 1024, 1024)
+RAW_MESSAGE_RETENTION_DAYS = env_int("RAW_MESSAGE_RETENTION_DAYS", 30, 0)
+# Keys for secrets stored in the database (mailbox passwords): the first encrypts, all
+# decrypt, so a key can be rotated. Defaults to one derived from SECRET_KEY.
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS") or [SECRET_KEY]
+# The original app's variables create the first mailbox when none exists.
+LEGACY_MAILBOX = {
+    "username": env_str("EMAIL_ADDRESS"),
+    "password": env_secret("EMAIL_PASSWORD"),
+    "host": env_str("IMAP_SERVER"),
+    "port": env_int("IMAP_PORT", 993, 1, 65535),
+    "use_ssl": env_bool("IMAP_USE_SSL", True),
+    "allowed_senders": env_str("SENDER_OF_INTEREST_FOR_POLLING"),
+    "timezone": env_str("POLLING_TIMEZONE", "Europe/Paris"),
+    "active_days": env_str("POLLING_ACTIVE_DAYS", "0,1,2,3,4"),
+    "active_start_hour": env_int("POLLING_ACTIVE_START_HOUR", 9, 0, 23),
+    "active_end_hour": env_int("POLLING_ACTIVE_END_HOUR", 23, 0, 24),
+    "poll_interval_seconds": env_int("EMAIL_POLLING_INTERVAL_SECONDS", 30, 1),
+    "inactive_interval_seconds": env_int("POLLING_INACTIVE_CHECK_INTERVAL_SECONDS", 600, 1),
+}

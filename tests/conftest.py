@@ -32,12 +32,13 @@ def base_env(**overrides: str) -> dict[str, str]:
 
 
 def child_database_env() -> dict[str, str]:
-    """Env that points a child process at the test database this test run uses."""
+    """Env that points a child process at this run's test database, with the key to its secrets."""
     db = connection.settings_dict
+    keys = {"SECRET_KEY": settings.SECRET_KEY}
     if db["ENGINE"].endswith("sqlite3"):
-        return {"SQLITE_PATH": str(db["NAME"]), "DATABASE_URL": ""}
+        return {"SQLITE_PATH": str(db["NAME"]), "DATABASE_URL": "", **keys}
     url = settings.DATABASE_URL.rsplit("/", 1)[0] + "/" + db["NAME"]
-    return {"DATABASE_URL": url}
+    return {"DATABASE_URL": url, **keys}
 
 
 def manage(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -86,3 +87,34 @@ def stop_process() -> Iterator[list[subprocess.Popen[bytes]]]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def wait_until(condition, timeout: float = 30, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"{message} not met within {timeout} s")
+
+
+@pytest.fixture(autouse=True)
+def _jobs_run_inline() -> Iterator[None]:
+    """django-q2 runs enqueued jobs at once in this process (its `sync` mode)."""
+    from django_q.conf import Conf
+
+    previous, Conf.SYNC = Conf.SYNC, True
+    yield
+    Conf.SYNC = previous
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis() -> Iterator[None]:
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        client.flushdb()
+        client.close()
+    yield

@@ -85,7 +85,9 @@ def test_ping_reports_missing_required_variables_in_development():
         "import django, json; django.setup(); from django.test import Client; "
         "print(json.dumps(Client().get('/api/ping', HTTP_HOST='localhost').json()))"
     )
-    env = base_env(DEBUG="true", DJANGO_SETTINGS_MODULE="signalserver.settings", **child_database_env())
+    env = base_env(
+        DEBUG="true", DJANGO_SETTINGS_MODULE="signalserver.settings", **{**child_database_env(), "SECRET_KEY": ""}
+    )
     result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     body = json.loads(result.stdout.strip().splitlines()[-1])

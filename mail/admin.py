@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django_q.tasks import async_task
+
+from mail import lease
+from mail.models import Email, Mailbox, RawMessage
+
+
+class MailboxForm(forms.ModelForm):  # type: ignore[type-arg]
+    password = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text="Stored encrypted and never shown. Leave empty to keep the current password.",
+    )
+
+    class Meta:
+        model = Mailbox
+        fields = (
+            "name",
+            "enabled",
+            "host",
+            "port",
+            "use_ssl",
+            "username",
+            "password",
+            "folder",
+            "allowed_senders",
+            "subject_group_dedup",
+            "subject_group_monthly",
+            "timezone",
+            "active_days",
+            "active_start",
+            "active_end",
+            "vacation_start",
+            "vacation_end",
+            "mode",
+            "poll_interval_seconds",
+            "inactive_interval_seconds",
+            "mark_seen",
+            "flag_keyword",
+        )
+
+    def clean_password(self) -> str:
+        password: str = self.cleaned_data["password"]
+        if password:
+            return password
+        if self.instance.pk:
+            return str(self.instance.password)
+        raise forms.ValidationError("A password is required for a new mailbox.")
+
+
+@admin.action(description="Test the connection (queued; the result appears on the mailbox)")
+def test_connection(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Mailbox]) -> None:
+    for mailbox in queryset:
+        Mailbox.objects.filter(pk=mailbox.pk).update(last_test_result="Queued…", last_test_at=timezone.now())
+        async_task("mail.tasks.test_mailbox", mailbox.pk, task_name=f"test {mailbox.name}")
+    messages.info(request, f"Connection test queued for {queryset.count()} mailbox(es); refresh to see the result.")
+
+
+@admin.register(Mailbox)
+class MailboxAdmin(admin.ModelAdmin[Mailbox]):
+    form = MailboxForm
+    list_display = ("name", "username", "host", "enabled", "mode", "poller", "last_good_cycle", "last_error_short")
+    list_filter = ("enabled", "mode")
+    actions = [test_connection]
+    readonly_fields = (
+        "poller",
+        "uidvalidity",
+        "last_uid",
+        "last_good_cycle",
+        "last_error",
+        "last_error_at",
+        "last_test_result",
+        "last_test_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("name", "enabled", "host", "port", "use_ssl", "username", "password", "folder")}),
+        ("Which mail", {"fields": ("allowed_senders", "subject_group_dedup", "subject_group_monthly")}),
+        (
+            "When",
+            {
+                "fields": (
+                    "timezone",
+                    "active_days",
+                    "active_start",
+                    "active_end",
+                    "vacation_start",
+                    "vacation_end",
+                    "mode",
+                    "poll_interval_seconds",
+                    "inactive_interval_seconds",
+                )
+            },
+        ),
+        ("After recording", {"fields": ("mark_seen", "flag_keyword")}),
+        ("State", {"fields": readonly_fields}),
+    )
+
+    @admin.display(description="Poller (lease holder)")
+    def poller(self, obj: Mailbox) -> str:
+        return lease.holder(obj.lease_name) or "—"
+
+    @admin.display(description="Last error")
+    def last_error_short(self, obj: Mailbox) -> str:
+        return obj.last_error[:80]
+
+
+@admin.register(Email)
+class EmailAdmin(admin.ModelAdmin[Email]):
+    list_display = ("received_at", "mailbox", "sender", "subject", "detector", "decision", "link_count")
+    list_filter = ("decision", "detector", "mailbox")
+    search_fields = ("subject", "sender")
+    list_select_related = ("mailbox",)
+    date_hierarchy = "received_at"
+    exclude = ("text",)
+    readonly_fields = [f.name for f in Email._meta.fields if f.name != "text"] + ["raw_message"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Email]:
+        return super().get_queryset(request).defer("text")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Email | None = None) -> bool:
+        return False
+
+    @admin.display(description="Links")
+    def link_count(self, obj: Email) -> int:
+        return len(obj.links)
+
+    @admin.display(description="Raw message")
+    def raw_message(self, obj: Email) -> str:
+        if not RawMessage.objects.filter(email=obj).exists():
+            return "Not kept (purged after the retention period, or not stored for this decision)"
+        url = reverse("admin:mail_email_raw", args=[obj.pk])
+        return format_html('<a href="{}">Download .eml</a>', url)
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.raw_view)
+        return [path("<int:pk>/raw/", view, name="mail_email_raw"), *super().get_urls()]
+
+    def raw_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise Http404
+        raw = RawMessage.objects.filter(email_id=pk).first()
+        if raw is None:
+            raise Http404("No raw message is kept for this email")
+        response = HttpResponse(bytes(raw.data), content_type="message/rfc822")
+        response["Content-Disposition"] = f'attachment; filename="email-{pk}.eml"'
+        return response

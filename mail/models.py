@@ -1,0 +1,234 @@
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils.timezone import now
+
+from mail.fields import EncryptedTextField
+
+MODES = (("idle", "IMAP IDLE (push, when the server supports it)"), ("poll", "Poll at an interval"))
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+DECISIONS = (
+    ("accepted", "Accepted: handed to delivery"),
+    ("delivered", "Delivered"),
+    ("held", "Held until the sending window opens"),
+    ("failed", "Delivery failed"),
+    ("skipped_reply", "Skipped: reply or forward"),
+    ("skipped_sender", "Skipped: sender not allowed"),
+    ("skipped_duplicate_group", "Skipped: subject group already handled"),
+    ("skipped_outside_window", "Skipped: outside the sending window"),
+    ("skipped_no_links", "Skipped: no delivery links"),
+    ("skipped_sending_disabled", "Skipped: sending disabled"),
+    ("unparseable", "Unparseable"),
+)
+DETECTORS = (("recadrage", "Recadrage"), ("desabonnement_journee_tarifs", "Désabonnement / journée / tarifs"))
+
+
+def validate_timezone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"{value!r} is not a known time zone (for example Europe/Paris)") from None
+
+
+def validate_weekdays(value: str) -> None:
+    try:
+        days = parse_weekdays(value)
+    except ValueError:
+        days = []
+    if not days:
+        raise ValidationError("Give weekdays as numbers 0 (Monday) to 6 (Sunday), separated by commas")
+
+
+def parse_weekdays(value: str) -> list[int]:
+    days = sorted({int(d) for d in value.replace(" ", "").split(",") if d})
+    if any(d < 0 or d > 6 for d in days):
+        raise ValueError(value)
+    return days
+
+
+def hour_in_range(now: dt.time, start: dt.time, end: dt.time) -> bool:
+    """Half-open [start, end); wraps midnight when start > end; start == end is never."""
+    if start == end:
+        return False
+    if start < end:
+        return start <= now < end
+    return now >= start or now < end
+
+
+class Mailbox(models.Model):
+    """An IMAP account to watch, and when to watch it."""
+
+    name = models.SlugField(max_length=100, unique=True, help_text="Short name, used by `manage.py poll --mailbox`")
+    host = models.CharField(max_length=255)
+    port = models.PositiveIntegerField(default=993, validators=[MaxValueValidator(65535)])
+    use_ssl = models.BooleanField("SSL/TLS", default=True)
+    username = models.CharField(max_length=255)
+    password = EncryptedTextField(blank=True, help_text="Stored encrypted; never shown back.")
+    folder = models.CharField(max_length=255, default="INBOX")
+    allowed_senders = models.TextField(
+        blank=True, help_text="One address per line or comma-separated. Empty: every sender is accepted."
+    )
+    enabled = models.BooleanField(default=True)
+    active_days = models.CharField(
+        max_length=20, default="0,1,2,3,4", validators=[validate_weekdays], help_text="0 = Monday … 6 = Sunday"
+    )
+    active_start = models.TimeField(default=dt.time(9, 0))
+    active_end = models.TimeField(default=dt.time(23, 0), help_text="Exclusive; before the start wraps midnight.")
+    timezone = models.CharField(max_length=64, default="Europe/Paris", validators=[validate_timezone])
+    vacation_start = models.DateField(null=True, blank=True)
+    vacation_end = models.DateField(null=True, blank=True)
+    mode = models.CharField(max_length=10, choices=MODES, default="idle")
+    poll_interval_seconds = models.PositiveIntegerField(default=30, validators=[MinValueValidator(1)])
+    inactive_interval_seconds = models.PositiveIntegerField(default=600, validators=[MinValueValidator(1)])
+    mark_seen = models.BooleanField(default=True, help_text="Add \\Seen once an email is recorded.")
+    flag_keyword = models.CharField(
+        max_length=64, blank=True, help_text="Optional IMAP keyword added to recorded emails, e.g. signalserver"
+    )
+    subject_group_dedup = models.BooleanField(
+        default=True, help_text="Handle each “Lot <n>” subject group once; later emails of the group are skipped."
+    )
+    subject_group_monthly = models.BooleanField(default=False, help_text="Groups are per calendar month.")
+
+    # Poller state
+    uidvalidity = models.BigIntegerField(null=True, blank=True, editable=False)
+    last_uid = models.BigIntegerField(default=0, editable=False)
+    last_good_cycle = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_test_result = models.TextField(blank=True, editable=False)
+    last_test_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        verbose_name_plural = "mailboxes"
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if bool(self.vacation_start) != bool(self.vacation_end):
+            raise ValidationError("Set both vacation dates, or neither.")
+        if self.vacation_start and self.vacation_end and self.vacation_start > self.vacation_end:
+            raise ValidationError("The vacation must end on or after its start.")
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def sender_allowed(self, address: str) -> bool:
+        allowed = self.allowed_sender_list()
+        return not allowed or address.lower() in allowed
+
+    def allowed_sender_list(self) -> list[str]:
+        items = self.allowed_senders.replace(",", "\n").replace(";", "\n").split()
+        return list(dict.fromkeys(s.strip().lower() for s in items if "@" in s))
+
+    def on_vacation(self, now: dt.datetime) -> bool:
+        if not (self.vacation_start and self.vacation_end):
+            return False
+        return self.vacation_start <= now.astimezone(self.tz).date() <= self.vacation_end
+
+    def is_active(self, now: dt.datetime) -> bool:
+        local = now.astimezone(self.tz)
+        if self.on_vacation(now) or local.weekday() not in parse_weekdays(self.active_days):
+            return False
+        return hour_in_range(local.time(), self.active_start, self.active_end)
+
+    def next_active(self, now: dt.datetime) -> dt.datetime | None:
+        """The next moment (to the minute) the schedule is active, within two weeks."""
+        probe = now.replace(second=0, microsecond=0)
+        for _ in range(14 * 24 * 4):
+            if self.is_active(probe):
+                return probe
+            probe += dt.timedelta(minutes=15)
+        return None
+
+    @property
+    def lease_name(self) -> str:
+        return self.name
+
+    def record_good_cycle(self) -> None:
+        self.last_good_cycle = now()
+        Mailbox.objects.filter(pk=self.pk).update(last_good_cycle=self.last_good_cycle)
+
+    def record_error(self, message: str) -> None:
+        self.last_error, self.last_error_at = message[:2000], now()
+        Mailbox.objects.filter(pk=self.pk).update(last_error=self.last_error, last_error_at=self.last_error_at)
+
+    def save_position(self, uidvalidity: int, last_uid: int) -> None:
+        self.uidvalidity, self.last_uid = uidvalidity, last_uid
+        Mailbox.objects.filter(pk=self.pk).update(uidvalidity=uidvalidity, last_uid=last_uid)
+
+
+class Email(models.Model):
+    """One fetched message and what was decided about it. Unique per mailbox and identity."""
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="emails")
+    identity = models.CharField(max_length=255, help_text="Message-ID, else md5(Message-ID|Subject|Date)")
+    email_id = models.CharField(max_length=64, help_text="md5(Message-ID|Subject|Date), as the original app sent it")
+    uid = models.BigIntegerField(null=True, blank=True)
+    uidvalidity = models.BigIntegerField(null=True, blank=True)
+    message_id = models.CharField(max_length=998, blank=True)
+    subject = models.TextField(blank=True)
+    sender = models.CharField(max_length=320, blank=True, db_index=True)
+    sender_raw = models.TextField(blank=True)
+    date_header = models.CharField(max_length=255, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    size = models.PositiveIntegerField(default=0)
+    received_at = models.DateTimeField(default=now)
+    detector = models.CharField(max_length=40, choices=DETECTORS, blank=True)
+    delivery_time = models.CharField(max_length=40, blank=True)
+    urgent = models.BooleanField(default=False)
+    links = models.JSONField(default=list, blank=True)
+    subject_group = models.CharField(max_length=120, blank=True)
+    text = models.TextField(blank=True, help_text="Plain text + HTML used for detection (HTML capped)")
+    decision = models.CharField(max_length=40, choices=DECISIONS)
+    reason = models.TextField(blank=True)
+    held_until = models.DateTimeField(null=True, blank=True)
+    seen_flagged = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["mailbox", "identity"], name="mail_email_unique_identity")]
+        indexes = [
+            # Dashboard and admin lists: newest first, optionally by decision.
+            models.Index(fields=["-received_at", "-id"], name="mail_email_recent"),
+            models.Index(fields=["decision", "-received_at"], name="mail_email_decision_recent"),
+            # Subject-group dedup looks up accepted emails of one group.
+            models.Index(fields=["mailbox", "subject_group"], name="mail_email_group"),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject or f"(no subject) #{self.pk}"
+
+    def set_decision(self, decision: str, reason: str) -> None:
+        self.decision, self.reason = decision, reason
+
+
+class RawMessage(models.Model):
+    """The bytes of a message as fetched, kept for a retention period (replay and debugging)."""
+
+    email = models.OneToOneField(Email, on_delete=models.CASCADE, primary_key=True, related_name="raw")
+    data = models.BinaryField()
+    stored_at = models.DateTimeField(default=now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"Raw message of email #{self.pk}"
+
+
+class PollerLease(models.Model):
+    """The database lease that keeps one poller per mailbox across every process and container."""
+
+    name = models.CharField(max_length=200, unique=True)
+    holder = models.CharField(max_length=255, blank=True)
+    expires_at = models.DateTimeField(default=now)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.holder or 'free'}"

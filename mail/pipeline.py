@@ -1,0 +1,169 @@
+"""From raw message bytes to an Email row with a decision, and the hand-off to delivery.
+
+Each batch is written in one transaction (one savepoint per message), so a crash leaves
+either every row of the batch or none; the unique (mailbox, identity) constraint makes a
+re-fetch after a crash or a UIDVALIDITY change harmless.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from mail import detectors, links, subjects
+from mail.models import Email, Mailbox, RawMessage
+from mail.parsing import ParsedMessage, UnparseableMessage, parse_message
+
+logger = logging.getLogger(__name__)
+
+# Decisions after which a "Lot <n>" group counts as handled.
+GROUP_HANDLED = ("accepted", "delivered", "held", "failed")
+# Decisions whose message is flagged \Seen on the server; the rest stay unread for people.
+FLAG_SEEN = (
+    "accepted",
+    "delivered",
+    "held",
+    "failed",
+    "skipped_reply",
+    "skipped_duplicate_group",
+    "skipped_outside_window",
+    "skipped_no_links",
+    "skipped_sending_disabled",
+)
+
+
+@dataclass
+class Fetched:
+    uid: int | None
+    raw: bytes
+
+
+def _unparseable(mailbox: Mailbox, item: Fetched, uidvalidity: int | None, error: str) -> Email:
+    digest = hashlib.sha256(item.raw).hexdigest()
+    return Email(
+        mailbox=mailbox,
+        identity=f"sha256:{digest}",
+        email_id=digest[:32],
+        uid=item.uid,
+        uidvalidity=uidvalidity,
+        size=len(item.raw),
+        decision="unparseable",
+        reason=f"The message could not be parsed: {error}",
+    )
+
+
+def _email_from(mailbox: Mailbox, item: Fetched, uidvalidity: int | None, parsed: ParsedMessage) -> Email:
+    return Email(
+        mailbox=mailbox,
+        identity=parsed.identity,
+        email_id=parsed.email_id,
+        uid=item.uid,
+        uidvalidity=uidvalidity,
+        message_id=parsed.message_id[:998],
+        subject=parsed.subject,
+        sender=parsed.sender[:320],
+        sender_raw=parsed.sender_raw,
+        date_header=parsed.date_header[:255],
+        sent_at=parsed.sent_at,
+        size=len(item.raw),
+        text=parsed.text,
+    )
+
+
+def _group_handled(mailbox: Mailbox, group: str) -> bool:
+    return Email.objects.filter(mailbox=mailbox, subject_group=group, decision__in=GROUP_HANDLED).exists()
+
+
+def decide(email: Email, mailbox: Mailbox, now: dt.datetime) -> None:
+    """Apply the mail rules in the original's order; the result is on `email`."""
+    if not mailbox.sender_allowed(email.sender):
+        email.set_decision("skipped_sender", f"Sender {email.sender or '(none)'} is not in the allow-list.")
+        email.text = ""  # mail outside the allow-list is not kept
+        return
+    if subjects.is_reply(email.subject):
+        email.set_decision("skipped_reply", "The subject starts with a reply/forward prefix.")
+        return
+    email.links = links.extract(email.text)
+    local_now = now.astimezone(mailbox.tz)
+    group = subjects.subject_group(email.subject)
+    if mailbox.subject_group_dedup and subjects.is_lot_group(group):
+        email.subject_group = subjects.scoped_group(group, local_now, mailbox.subject_group_monthly)
+        if _group_handled(mailbox, email.subject_group):
+            email.set_decision("skipped_duplicate_group", f"Subject group {email.subject_group} was already handled.")
+            return
+    found = detectors.detect(email.subject, email.text, local_now)
+    email.detector, email.delivery_time, email.urgent = found.detector, found.delivery_time, found.urgent
+    what = found.detector or "no detector"
+    email.set_decision("accepted", f"{what}, {len(email.links)} link(s): handed to delivery.")
+
+
+def _parse_all(mailbox: Mailbox, items: Sequence[Fetched], uidvalidity: int | None) -> list[tuple[Email, Fetched]]:
+    emails = []
+    for item in items:
+        try:
+            parsed = parse_message(item.raw, settings.MAIL_MAX_HTML_BYTES)
+        except UnparseableMessage as e:
+            logger.warning("IGNORED: unparseable message uid=%s in %s: %s", item.uid, mailbox, e)
+            emails.append((_unparseable(mailbox, item, uidvalidity, str(e)), item))
+            continue
+        emails.append((_email_from(mailbox, item, uidvalidity, parsed), item))
+    return emails
+
+
+def _save(email: Email, item: Fetched) -> bool:
+    """Insert the row (and its raw bytes, and its deliveries); False when it already exists."""
+    try:
+        with transaction.atomic():
+            email.save()
+            if email.decision != "skipped_sender":
+                RawMessage.objects.create(email=email, data=item.raw)
+            if email.decision == "accepted":
+                hand_off(email)
+    except IntegrityError:
+        return False
+    return True
+
+
+def hand_off(email: Email) -> None:
+    """Give an accepted email to delivery, inside the transaction that records it."""
+    from delivery import outbox
+
+    outbox.plan(email)
+
+
+def record_batch(mailbox: Mailbox, uidvalidity: int | None, items: Sequence[Fetched]) -> list[Email]:
+    """Record new messages; returns the Email rows created (already known ones are skipped)."""
+    parsed = _parse_all(mailbox, items, uidvalidity)
+    known = set(
+        Email.objects.filter(mailbox=mailbox, identity__in=[e.identity for e, _ in parsed]).values_list(
+            "identity", flat=True
+        )
+    )
+    created: list[Email] = []
+    now = timezone.now()
+    with transaction.atomic():
+        for email, item in parsed:
+            if email.identity in known:
+                logger.info("DEDUP_EMAIL: skipping already recorded %s in %s", email.identity, mailbox)
+                continue
+            known.add(email.identity)
+            if email.decision != "unparseable":
+                decide(email, mailbox, now)
+            if _save(email, item):
+                created.append(email)
+                logger.info(
+                    "POLLER: email %s from %s: %s (%s)",
+                    email.email_id,
+                    email.sender or "-",
+                    email.decision,
+                    email.reason,
+                    extra={"email_id": email.email_id, "mailbox": mailbox.name},
+                )
+    return created

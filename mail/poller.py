@@ -1,0 +1,240 @@
+"""The mailbox poller: hold the lease, fetch what is new, wait with IDLE, never give up.
+
+One session holds a mailbox's lease until its deadline or a stop request: it connects,
+records every message above the last seen UID, then waits with IMAP IDLE (or sleeps its
+poll interval) and repeats. Connection errors are recorded on the mailbox and retried with
+backoff (1, 2, 4 … 60 s). The same code serves the scheduled django-q2 job and
+`manage.py poll`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+from imapclient import IMAPClient
+
+from mail import imap
+from mail.lease import Lease, redis_key
+from mail.models import Email, Mailbox
+from mail.pipeline import FLAG_SEEN, Fetched, record_batch
+
+logger = logging.getLogger(__name__)
+
+BATCH_BYTES = 8 * 1024 * 1024
+BATCH_MESSAGES = 200
+SEEN = b"\\Seen"
+
+
+class StopFlag(Protocol):
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = ...) -> bool: ...
+
+
+class LeaseLost(Exception):
+    pass
+
+
+def mailbox_lease(mailbox: Mailbox) -> Lease:
+    first_id = Mailbox.objects.order_by("id").values_list("id", flat=True).first()
+    return Lease(mailbox.lease_name, redis_key(mailbox.name, first=mailbox.pk == first_id))
+
+
+class Poller:
+    def __init__(self, mailbox: Mailbox, lease: Lease, stop: StopFlag, ignore_schedule: bool = False) -> None:
+        self.mailbox = mailbox
+        self.lease = lease
+        self.stop = stop
+        self.ignore_schedule = ignore_schedule
+        self._next_renew = time.monotonic() + lease.seconds / 3
+
+    def active(self) -> bool:
+        return self.ignore_schedule or self.mailbox.is_active(timezone.now())
+
+    def renew_if_due(self) -> None:
+        if time.monotonic() >= self._next_renew:
+            if not self.lease.renew():
+                raise LeaseLost(self.mailbox.name)
+            self._next_renew = time.monotonic() + self.lease.seconds / 3
+
+    def sleep(self, seconds: float, until: float) -> None:
+        """Wait up to `seconds` (not past `until`), renewing the lease, waking on stop."""
+        end = min(time.monotonic() + seconds, until)
+        while not self.stop.is_set() and time.monotonic() < end:
+            self.stop.wait(min(1.0, max(end - time.monotonic(), 0)))
+            self.renew_if_due()
+
+    # One pass over new mail
+    def _batches(self, client: IMAPClient, uids: Sequence[int]) -> Iterator[list[int]]:
+        for start in range(0, len(uids), 1000):
+            chunk = list(uids[start : start + 1000])
+            sizes = client.fetch(chunk, ["RFC822.SIZE"])
+            batch: list[int] = []
+            batch_bytes = 0
+            for uid in chunk:
+                size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
+                if batch and (batch_bytes + size > BATCH_BYTES or len(batch) >= BATCH_MESSAGES):
+                    yield batch
+                    batch, batch_bytes = [], 0
+                batch.append(uid)
+                batch_bytes += size
+            if batch:
+                yield batch
+
+    def _flag(self, client: IMAPClient, emails: Sequence[Email]) -> None:
+        uids = [e.uid for e in emails if e.uid is not None and e.decision in FLAG_SEEN]
+        if not uids or not (self.mailbox.mark_seen or self.mailbox.flag_keyword):
+            return
+        flags = ([SEEN] if self.mailbox.mark_seen else []) + (
+            [self.mailbox.flag_keyword.encode()] if self.mailbox.flag_keyword else []
+        )
+        client.add_flags(uids, flags, silent=True)
+        Email.objects.filter(mailbox=self.mailbox, uid__in=uids, uidvalidity=self.mailbox.uidvalidity).update(
+            seen_flagged=True
+        )
+
+    def sync(self, client: IMAPClient, uidvalidity: int) -> int:
+        """Record every message above the last processed UID; returns how many were new."""
+        mailbox = self.mailbox
+        if mailbox.uidvalidity != uidvalidity:
+            if mailbox.uidvalidity is not None:
+                logger.warning(
+                    "IMAP: UIDVALIDITY of %s changed from %s to %s: rescanning, known messages are skipped",
+                    mailbox,
+                    mailbox.uidvalidity,
+                    uidvalidity,
+                )
+            mailbox.save_position(uidvalidity, 0)
+        uids = sorted(u for u in client.search(["UID", f"{mailbox.last_uid + 1}:*"]) if u > mailbox.last_uid)
+        created = 0
+        for batch in self._batches(client, uids):
+            if self.stop.is_set():
+                break
+            fetched = client.fetch(batch, ["BODY.PEEK[]"])
+            items = [Fetched(uid, fetched[uid][b"BODY[]"]) for uid in batch if b"BODY[]" in fetched.get(uid, {})]
+            emails = record_batch(mailbox, uidvalidity, items)
+            self._flag(client, emails)
+            mailbox.save_position(uidvalidity, batch[-1])
+            created += len(emails)
+            self.renew_if_due()
+        mailbox.record_good_cycle()
+        if created:
+            logger.info("POLLER: %d new email(s) recorded from %s", created, mailbox)
+        return created
+
+    def idle(self, client: IMAPClient, until: float) -> None:
+        """Wait in IDLE for new mail, for at most IMAP_TIMEOUT_SECONDS.
+
+        Ending IDLE that often proves the connection alive: a server that does not answer
+        DONE within the socket timeout is dead and gets replaced (and IDLE never reaches
+        the servers' 29-minute limit).
+        """
+        client.idle()
+        round_end = min(until, time.monotonic() + settings.IMAP_TIMEOUT_SECONDS)
+        instant_empty = 0
+        try:
+            while not self.stop.is_set() and time.monotonic() < round_end and self.active():
+                started = time.monotonic()
+                responses = client.idle_check(timeout=1)
+                self.renew_if_due()
+                if any(isinstance(r, tuple) and len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                    return
+                # imapclient swallows EOF and returns at once: several instant empty answers
+                # in a row mean the server closed the connection.
+                instant_empty = instant_empty + 1 if not responses and time.monotonic() - started < 0.2 else 0
+                if instant_empty >= 3:
+                    raise ConnectionResetError("the IMAP server closed the connection")
+        finally:
+            with contextlib.suppress(*imap.IMAP_ERRORS):
+                client.idle_done()
+
+    def serve_connected(self, client: IMAPClient, until: float) -> None:
+        info = client.select_folder(self.mailbox.folder)
+        uidvalidity = int(info[b"UIDVALIDITY"])
+        use_idle = self.mailbox.mode == "idle" and b"IDLE" in client.capabilities()
+        while not self.stop.is_set() and time.monotonic() < until:
+            self.sync(client, uidvalidity)
+            if not self.active():
+                return
+            if use_idle:
+                self.idle(client, until)
+            else:
+                self.sleep(self.mailbox.poll_interval_seconds, until)
+
+    def run_once(self) -> int:
+        """Connect, record what is new, log out (`poll --once`)."""
+        with imap.connect(self.mailbox) as client:
+            info = client.select_folder(self.mailbox.folder)
+            return self.sync(client, int(info[b"UIDVALIDITY"]))
+
+    def serve(self, until: float) -> None:
+        backoff = 1
+        while not self.stop.is_set() and time.monotonic() < until:
+            if not connection.in_atomic_block:
+                close_old_connections()
+            self.mailbox.refresh_from_db()
+            if not self.mailbox.enabled:
+                logger.info("BG_POLLER: mailbox %s is disabled; stopping", self.mailbox)
+                return
+            if not self.active():
+                logger.info("BG_POLLER: outside the active period of %s", self.mailbox)
+                self.sleep(min(self.mailbox.inactive_interval_seconds, 60), until)
+                continue
+            try:
+                with imap.connect(self.mailbox) as client:
+                    backoff = 1
+                    self.serve_connected(client, until)
+            except imap.IMAP_ERRORS as e:
+                self._failed(imap.describe(e), backoff, until)
+                backoff = min(backoff * 2, 60)
+            except LeaseLost:
+                raise
+            except Exception as e:  # the loop boundary: record, wait, go on (never die for good)
+                logger.exception("POLLER: unexpected error on %s", self.mailbox)
+                self._failed(f"{type(e).__name__}: {e}", backoff, until)
+                backoff = min(backoff * 2, 60)
+
+    def _failed(self, message: str, backoff: int, until: float) -> None:
+        logger.warning("IMAP: %s on %s; reconnecting in %d s", message, self.mailbox, backoff)
+        self.mailbox.record_error(message)
+        self.sleep(backoff, until)
+
+
+def run_session(
+    mailbox: Mailbox,
+    stop: StopFlag,
+    seconds: float = math.inf,
+    wait_for_lease: float = 0,
+    ignore_schedule: bool = False,
+    on_handover: Any = None,
+) -> bool:
+    """Take the mailbox's lease (waiting up to `wait_for_lease`) and serve for `seconds`.
+
+    Returns False when another poller holds the lease. `on_handover` is called just before
+    the lease is released at the natural end of a session, to start the next one.
+    """
+    lease = mailbox_lease(mailbox)
+    give_up = time.monotonic() + wait_for_lease
+    try:
+        while not lease.acquire():
+            if stop.is_set() or time.monotonic() >= give_up:
+                return False
+            stop.wait(1)
+        poller = Poller(mailbox, lease, stop, ignore_schedule)
+        try:
+            poller.serve(time.monotonic() + seconds)
+        except LeaseLost:
+            return True
+        if on_handover and not stop.is_set() and poller.mailbox.enabled:
+            on_handover()
+        return True
+    finally:
+        lease.release()
+        lease.close()

@@ -1,0 +1,274 @@
+"""The poller against a real Dovecot server: IDLE, flags, leases, crashes and restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+from django.core.management import call_command
+from django.db import connections
+
+from mail.lease import holder
+from mail.models import Email, Mailbox
+from mail.poller import run_session
+from tests.conftest import ROOT, base_env, child_database_env, free_port, wait_until
+from tests.mail.conftest import ImapAccount, always_active, start_imap_server, stop_imap_server
+from tests.mail.corpus import eml, message
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+class PollerThread:
+    def __init__(self, mailbox: Mailbox, **kwargs: object) -> None:
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(mailbox, kwargs))
+
+    def _run(self, mailbox: Mailbox, kwargs: dict[str, object]) -> None:
+        try:
+            run_session(mailbox, self.stop, **kwargs)  # type: ignore[arg-type]
+        finally:
+            connections.close_all()
+
+    def __enter__(self) -> PollerThread:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "the poller did not stop"
+
+
+def test_it_records_new_mail_pushed_by_idle_and_flags_it_seen(mailbox, imap):
+    with PollerThread(mailbox):
+        wait_until(lambda: Mailbox.objects.get().last_good_cycle, message="first cycle")
+        imap.append(eml("recadrage_dropbox_folder.eml"))
+        email = wait_until(lambda: Email.objects.first(), message="email recorded")
+        wait_until(lambda: Email.objects.get().seen_flagged, message="flagged")
+    assert email.detector == "recadrage"
+    assert list(imap.flags().values()) == [(b"\\Seen",)]
+    mailbox.refresh_from_db()
+    assert mailbox.last_uid == email.uid and mailbox.uidvalidity == email.uidvalidity
+
+
+def test_a_message_read_by_a_person_before_polling_is_still_processed(mailbox, imap):
+    imap.append(eml("desabo_urgent.eml"), flags=(b"\\Seen",))
+    call_command("poll", once=True)
+    assert Email.objects.get().decision == "accepted"
+
+
+def test_mail_from_outside_the_allow_list_stays_unread(mailbox, imap):
+    mailbox.allowed_senders = "missions@media-solution.example"
+    mailbox.save()
+    imap.append(eml("wetransfer_notification.eml"))
+    imap.append(eml("recadrage_dropbox_folder.eml"))
+    call_command("poll", once=True)
+    assert sorted(Email.objects.values_list("decision", flat=True)) == ["accepted", "skipped_sender"]
+    assert sorted(imap.flags().values()) == [(), (b"\\Seen",)]
+
+
+def test_an_optional_keyword_is_added_after_recording(mailbox, imap):
+    mailbox.flag_keyword = "signalserver"
+    mailbox.save()
+    imap.append(eml("desabo_urgent.eml"))
+    call_command("poll", once=True)
+    assert set(next(iter(imap.flags().values()))) == {b"\\Seen", b"signalserver"}
+
+
+def test_poll_once_respects_the_schedule_unless_now(mailbox, imap, capsys):
+    Mailbox.objects.update(active_days="0", active_start="09:00", active_end="09:00")  # never active
+    imap.append(eml("desabo_urgent.eml"))
+    call_command("poll", once=True)
+    assert "outside its active period" in capsys.readouterr().out
+    assert not Email.objects.exists()
+    call_command("poll", once=True, now=True)
+    assert Email.objects.count() == 1
+
+
+def test_a_uidvalidity_change_rescans_without_duplicates(mailbox, imap):
+    imap.append(eml("desabo_urgent.eml"))
+    imap.append(eml("desabo_html_only.eml"))
+    call_command("poll", once=True)
+    Mailbox.objects.update(uidvalidity=1, last_uid=999)  # as if the server renumbered its messages
+    imap.append(eml("wetransfer_notification.eml"))
+    call_command("poll", once=True)
+    assert Email.objects.count() == 3
+    assert Mailbox.objects.get().last_uid < 999
+
+
+def test_connection_errors_are_recorded_and_retried_with_backoff(mailbox, caplog):
+    Mailbox.objects.update(port=free_port())
+    with PollerThread(mailbox):
+        wait_until(lambda: Mailbox.objects.get().last_error, message="error recorded")
+    box = Mailbox.objects.get()
+    assert "ConnectionRefusedError" in box.last_error
+    assert "reconnecting in 1 s" in caplog.text
+
+
+def test_a_wrong_password_is_recorded_on_the_mailbox(mailbox):
+    Mailbox.objects.filter(pk=mailbox.pk).update(password="wrong")
+    with PollerThread(mailbox):
+        wait_until(lambda: Mailbox.objects.get().last_error, message="error recorded")
+    assert "LoginError" in Mailbox.objects.get().last_error
+
+
+def test_the_admin_connection_test_reports_its_result(mailbox, admin_client):
+    response = admin_client.post(
+        "/admin/mail/mailbox/", {"action": "test_connection", "_selected_action": [mailbox.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    assert Mailbox.objects.get().last_test_result.startswith("OK: 0 message(s) in INBOX; IDLE supported")
+
+
+def test_the_scheduled_job_serves_a_session_and_hands_over(mailbox, imap, settings, monkeypatch):
+    from mail import tasks
+
+    settings.POLLER_SESSION_SECONDS = 2
+    enqueued: list[tuple[object, ...]] = []
+    monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: enqueued.append(args))
+    imap.append(eml("desabo_urgent.eml"))
+    assert tasks.poll_mailboxes() == 1
+    assert enqueued == [("mail.tasks.poll_mailbox", mailbox.pk, 0)]
+    assert tasks.poll_mailbox(mailbox.pk) is True
+    assert Email.objects.count() == 1
+    assert enqueued[-1] == ("mail.tasks.poll_mailbox", mailbox.pk, 5)
+    assert holder(mailbox.lease_name) == ""
+
+
+# Several processes
+def poller_env(**extra: str) -> dict[str, str]:
+    return base_env(DEBUG="true", LOG_FORMAT="text", POLLER_LEASE_SECONDS="3", **child_database_env(), **extra)
+
+
+@pytest.fixture
+def pollers() -> Iterator[list[subprocess.Popen[str]]]:
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def start_poller(pollers: list[subprocess.Popen[str]], env: dict[str, str]) -> subprocess.Popen[str]:
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "poll"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    pollers.append(proc)
+    time.sleep(0.5)
+    if proc.poll() is not None:
+        raise AssertionError(proc.communicate()[0])
+    return proc
+
+
+def outputs(*procs: subprocess.Popen[str]) -> list[str]:
+    """Stop the pollers together (else a waiting one takes over) and return their logs."""
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    return [proc.communicate(timeout=30)[0] for proc in procs]
+
+
+def test_two_pollers_on_one_mailbox_process_each_email_exactly_once(mailbox, imap, pollers):
+    env = poller_env()
+    first, second = start_poller(pollers, env), start_poller(pollers, env)
+    wait_until(lambda: holder("orders"), message="a lease holder")
+    for n in range(20):
+        imap.append(message(f"Commande {n}", f"https://fromsmash.com/Order{n:04d}", msgid=f"<order{n}@x>"))
+    wait_until(lambda: Email.objects.count() == 20, message="20 emails")
+    logs = outputs(first, second)
+    assert Email.objects.count() == 20
+    assert sum("Singleton lock acquired" in log for log in logs) == 1
+    assert sum(log.count("POLLER: email ") for log in logs) == 20
+    assert not any("DEDUP_EMAIL" in log for log in logs)
+    assert holder("orders") == ""  # released on SIGTERM
+
+
+def test_a_killed_lease_holder_is_replaced_within_one_lease_period(mailbox, imap, pollers):
+    import time
+
+    env = poller_env()
+    first = start_poller(pollers, env)
+    wait_until(lambda: holder("orders"), message="first holds the lease")
+    second = start_poller(pollers, env)
+    time.sleep(2)
+    first_holder = holder("orders")
+    assert f"pid={first.pid}" in first_holder
+    first.send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    imap.append(eml("desabo_urgent.eml"))
+    wait_until(lambda: Email.objects.exists(), timeout=20, message="email recorded by the second poller")
+    assert time.monotonic() - killed_at < 3 + 2  # lease period + reconnect and fetch
+    assert f"pid={second.pid}" in holder("orders")
+
+
+def test_redis_stopped_mid_run_falls_back_to_the_database_lease(mailbox, imap, pollers, tmp_path):
+    port = free_port()
+    redis_proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        env = poller_env(REDIS_URL=f"redis://127.0.0.1:{port}/0")
+        first, second = start_poller(pollers, env), start_poller(pollers, env)
+        wait_until(lambda: holder("orders"), message="a lease holder")
+        imap.append(message("Avant", "https://fromsmash.com/Before01", msgid="<before@x>"))
+        wait_until(lambda: Email.objects.count() == 1, message="first email")
+    finally:
+        redis_proc.kill()
+        redis_proc.wait()
+    for n in range(5):
+        imap.append(message(f"Après {n}", f"https://fromsmash.com/After{n:03d}", msgid=f"<after{n}@x>"))
+    wait_until(lambda: Email.objects.count() == 6, timeout=30, message="all emails after Redis died")
+    logs = outputs(first, second)
+    assert sum("Singleton lock acquired (Redis)" in log for log in logs) == 1
+    assert sum(log.count("POLLER: email ") for log in logs) == 6
+    assert any("Redis unavailable for the lease" in log for log in logs)
+
+
+def test_an_imap_server_restart_during_idle_loses_nothing(db, tmp_path, settings):
+    directory, port, ssl_port = str(tmp_path / "imap"), free_port(), free_port()
+    env = start_imap_server(directory, port, ssl_port)
+    account = ImapAccount("127.0.0.1", port, env["IMAP_USER"], "secret")
+    settings.IMAP_TIMEOUT_SECONDS = 3
+    box = Mailbox.objects.create(
+        **always_active(
+            name="restart", host="127.0.0.1", port=port, use_ssl=False, username=account.username, password="secret"
+        )
+    )
+    try:
+        with PollerThread(box):
+            wait_until(lambda: Mailbox.objects.get().last_good_cycle, message="first cycle")
+            stop_imap_server(directory, port, ssl_port)
+            wait_until(lambda: Mailbox.objects.get().last_error, message="disconnect noticed")
+            start_imap_server(directory, port, ssl_port)
+            account.append(eml("recadrage_dropbox_folder.eml"))
+            wait_until(lambda: Email.objects.exists(), timeout=90, message="email after the restart")
+    finally:
+        stop_imap_server(directory, port, ssl_port)
+    assert Email.objects.get().detector == "recadrage"
+
+
+def test_sigterm_releases_the_lease_and_exits_cleanly(mailbox, pollers):
+    proc = start_poller(pollers, poller_env())
+    wait_until(lambda: holder("orders"), message="lease taken")
+    [out] = outputs(proc)
+    assert proc.returncode == 0
+    assert "Poller stopped." in out
+    assert holder("orders") == ""
+    assert os.path.exists(ROOT / "manage.py")
