@@ -91,27 +91,31 @@ def is_media_solution_subject(subject: str) -> bool:
     return all(k in core for k in ("media solution", "missions recadrage", "lot"))
 
 
-def has_provider_link(body: str) -> bool:
+def has_provider_link(body: str, found_links: list[dict[str, str]] | None = None) -> bool:
+    if found_links is None:
+        found_links = links.extract(body)
     lowered = body.lower()
-    return bool(links.extract(body)) or any(
+    return bool(found_links) or any(
         s in lowered for s in ("dropbox.com/scl/fo", "fromsmash.com/", "swisstransfer.com/d/")
     )
 
 
-def detect_recadrage(subject: str, body: str, now: dt.datetime) -> Detection | None:
+def detect_recadrage(
+    subject: str, body: str, now: dt.datetime, found_links: list[dict[str, str]] | None = None, plain: str = ""
+) -> Detection | None:
     if not subject or not body:
         return None
-    if not (has_provider_link(body) and is_media_solution_subject(subject)):
+    if not (is_media_solution_subject(subject) and has_provider_link(body, found_links)):
         return None
-    delivery_time = extract_delivery_time(subject, plain_text(body), now)
+    delivery_time = extract_delivery_time(subject, plain or plain_text(body), now)
     # The original needs a delivery time to call it a match; without one the email is neutral.
     return Detection(RECADRAGE, delivery_time) if delivery_time else None
 
 
-def detect_desabo(subject: str, body: str) -> Detection | None:
+def detect_desabo(subject: str, body: str, plain: str = "") -> Detection | None:
     if not body:
         return None
-    text = normalize(plain_text(body))
+    text = normalize(plain or plain_text(body))
     core_subject = normalize(subject or "")
     has_dropbox_request = "https://www.dropbox.com/request/" in body.lower()
     if not ("journee" in text and "tarifs habituels" in text):
@@ -124,6 +128,12 @@ def detect_desabo(subject: str, body: str) -> Detection | None:
     return Detection(DESABO, urgent=urgent)
 
 
-def detect(subject: str, body: str, now: dt.datetime) -> Detection:
-    """Média Solution first, then DESABO; an empty Detection means a neutral email."""
-    return detect_recadrage(subject, body, now) or detect_desabo(subject, body) or Detection()
+def detect(subject: str, body: str, now: dt.datetime, found_links: list[dict[str, str]] | None = None) -> Detection:
+    """Média Solution first, then DESABO; an empty Detection means a neutral email.
+
+    `found_links`, when the caller already extracted them, saves a second extraction.
+    """
+    plain = plain_text(body)
+    return (
+        detect_recadrage(subject, body, now, found_links, plain) or detect_desabo(subject, body, plain) or Detection()
+    )

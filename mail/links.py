@@ -13,6 +13,9 @@ _HOSTS = (
 # Bare host or any sub-domain (www., eu., …); the path stops at whitespace, tags and quotes.
 URL_RE = re.compile(rf"https?://(?:[a-z0-9-]+\.)*(?:{_HOSTS})(?::\d+)?(?:[/?#][^\s<>\"'`]*)?", re.I)
 _TRAILING = ".,;:!?»\"')]}>*"
+_URL_END_RE = re.compile(r"[\s\"'<>]")
+_SHAREPOINT_RE = re.compile(r"^/:[a-z]:/|^/personal/|^/sites/", re.I)
+_SLASHES_RE = re.compile(r"/{2,}")
 
 # Paths that are shares, per provider; everything else on those hosts (logos, help pages,
 # footers) is not a delivery link.
@@ -52,7 +55,7 @@ def provider_of(url: str) -> str:
 
 def _trim(url: str) -> str:
     url = html.unescape(url.strip())
-    url = re.split(r"[\s\"'<>]", url, maxsplit=1)[0]  # an escaped quote (&quot;) ends the URL too
+    url = _URL_END_RE.split(url, maxsplit=1)[0]  # an escaped quote (&quot;) ends the URL too
     while url and url[-1] in _TRAILING:
         if url[-1] == ")" and url.count("(") >= url.count(")"):
             break  # a balanced parenthesis belongs to the URL
@@ -81,7 +84,7 @@ def is_share_link(url: str, provider: str) -> bool:
     if provider == "onedrive" and (parts.hostname or "").lower().endswith("1drv.ms"):
         return path != "/"
     if provider == "onedrive" and "sharepoint.com" in (parts.hostname or ""):
-        return bool(re.match(r"^/:[a-z]:/|^/personal/|^/sites/", path, re.I))
+        return bool(_SHAREPOINT_RE.match(path))
     pattern = _SHARE_PATHS.get(provider)
     return bool(pattern and pattern.match(path + ("?" if parts.query and path == "/" else "")))
 
@@ -124,7 +127,7 @@ def normalize_url(url: str, provider: str | None = None) -> str:
         netloc = f"{userinfo}@{host}"
     if parts.port and parts.port != 443 and parts.port != 80:
         netloc += f":{parts.port}"
-    path = re.sub(r"/{2,}", "/", urllib.parse.unquote(parts.path))
+    path = _SLASHES_RE.sub("/", urllib.parse.unquote(parts.path))
     if len(path) > 1:
         path = path.rstrip("/")
     path = urllib.parse.quote(path, safe="/-._~")

@@ -12,6 +12,7 @@ import email
 import email.errors
 import email.header
 import email.message
+import email.parser
 import email.utils
 import hashlib
 import logging
@@ -170,11 +171,42 @@ def extract_bodies(msg: email.message.Message, max_html_bytes: int) -> tuple[str
     return "".join(plain), "".join(html), truncated
 
 
+_HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
+# Above this size, attachment bodies are cut out before parsing (they are never read, and
+# the parser would hold several copies of them).
+SLIM_ABOVE_BYTES = 2 * 1024 * 1024
+
+
+def without_attachment_bodies(raw: bytes) -> bytes:
+    """The message with the bodies of its non-text leaf parts removed, found by boundaries."""
+    end = _HEADER_END_RE.search(raw)
+    if end is None:
+        return raw
+    head, body = raw[: end.end()], raw[end.end() :]
+    msg = email.parser.BytesHeaderParser().parsebytes(head)
+    maintype = msg.get_content_maintype()
+    if maintype == "multipart":
+        boundary = msg.get_boundary()
+        if not boundary:
+            return raw
+        delimiter = b"--" + boundary.encode("ascii", "replace")
+        pieces = body.split(delimiter)
+        for i in range(1, len(pieces)):
+            piece = pieces[i]
+            if not piece.startswith(b"--"):  # the closing delimiter and epilogue stay
+                newline = b"\r\n" if piece.startswith(b"\r\n") else b"\n" if piece.startswith(b"\n") else b""
+                pieces[i] = newline + without_attachment_bodies(piece[len(newline) :])
+        return head + delimiter.join(pieces)
+    if maintype in ("text", "message") or not msg.keys():
+        return raw
+    return head + b"\r\n"
+
+
 def parse_message(raw: bytes, max_html_bytes: int = 1024 * 1024) -> ParsedMessage:
     if not raw.strip():
         raise UnparseableMessage("empty message")
     try:
-        msg = email.message_from_bytes(raw)
+        msg = email.message_from_bytes(without_attachment_bodies(raw) if len(raw) > SLIM_ABOVE_BYTES else raw)
         subject = decode_header_value(msg.get("Subject"))
         sender_raw = decode_header_value(msg.get("From"))
         date_header = decode_header_value(msg.get("Date"))

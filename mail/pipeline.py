@@ -77,12 +77,17 @@ def _email_from(mailbox: Mailbox, item: Fetched, uidvalidity: int | None, parsed
     )
 
 
-def _group_handled(mailbox: Mailbox, group: str) -> bool:
-    return Email.objects.filter(mailbox=mailbox, subject_group=group, decision__in=GROUP_HANDLED).exists()
+def handled_groups(mailbox: Mailbox, groups: set[str]) -> set[str]:
+    handled = Email.objects.filter(mailbox=mailbox, subject_group__in=groups, decision__in=GROUP_HANDLED)
+    return set(handled.values_list("subject_group", flat=True))
 
 
-def decide(email: Email, mailbox: Mailbox, now: dt.datetime) -> None:
-    """Apply the mail rules in the original's order; the result is on `email`."""
+def decide(email: Email, mailbox: Mailbox, now: dt.datetime, handled: set[str] | None = None) -> None:
+    """Apply the mail rules in the original's order; the result is on `email`.
+
+    `handled` holds the subject groups already handled (looked up when not given); an
+    accepted email adds its group to it.
+    """
     if not mailbox.sender_allowed(email.sender):
         email.set_decision("skipped_sender", f"Sender {email.sender or '(none)'} is not in the allow-list.")
         email.text = ""  # mail outside the allow-list is not kept
@@ -95,10 +100,13 @@ def decide(email: Email, mailbox: Mailbox, now: dt.datetime) -> None:
     group = subjects.subject_group(email.subject)
     if mailbox.subject_group_dedup and subjects.is_lot_group(group):
         email.subject_group = subjects.scoped_group(group, local_now, mailbox.subject_group_monthly)
-        if _group_handled(mailbox, email.subject_group):
+        if handled is None:
+            handled = handled_groups(mailbox, {email.subject_group})
+        if email.subject_group in handled:
             email.set_decision("skipped_duplicate_group", f"Subject group {email.subject_group} was already handled.")
             return
-    found = detectors.detect(email.subject, email.text, local_now)
+        handled.add(email.subject_group)
+    found = detectors.detect(email.subject, email.text, local_now, email.links)
     email.detector, email.delivery_time, email.urgent = found.detector, found.delivery_time, found.urgent
     what = found.detector or "no detector"
     email.set_decision("accepted", f"{what}, {len(email.links)} link(s): handed to delivery.")
@@ -131,6 +139,19 @@ def _save(email: Email, item: Fetched) -> bool:
     return True
 
 
+def _save_all(fresh: list[tuple[Email, Fetched]]) -> list[Email]:
+    """Insert a batch in one transaction: rows, raw bytes, then deliveries."""
+    with transaction.atomic():
+        emails = Email.objects.bulk_create([email for email, _ in fresh])
+        RawMessage.objects.bulk_create(
+            [RawMessage(email=email, data=item.raw) for email, item in fresh if email.decision != "skipped_sender"]
+        )
+        for email in emails:
+            if email.decision == "accepted":
+                hand_off(email)
+    return emails
+
+
 def hand_off(email: Email) -> None:
     """Give an accepted email to delivery, inside the transaction that records it."""
     from delivery import outbox
@@ -146,24 +167,34 @@ def record_batch(mailbox: Mailbox, uidvalidity: int | None, items: Sequence[Fetc
             "identity", flat=True
         )
     )
-    created: list[Email] = []
     now = timezone.now()
-    with transaction.atomic():
-        for email, item in parsed:
-            if email.identity in known:
-                logger.info("DEDUP_EMAIL: skipping already recorded %s in %s", email.identity, mailbox)
-                continue
-            known.add(email.identity)
-            if email.decision != "unparseable":
-                decide(email, mailbox, now)
-            if _save(email, item):
-                created.append(email)
-                logger.info(
-                    "POLLER: email %s from %s: %s (%s)",
-                    email.email_id,
-                    email.sender or "-",
-                    email.decision,
-                    email.reason,
-                    extra={"email_id": email.email_id, "mailbox": mailbox.name},
-                )
+    local_now = now.astimezone(mailbox.tz)
+    groups = {
+        subjects.scoped_group(subjects.subject_group(e.subject), local_now, mailbox.subject_group_monthly)
+        for e, _ in parsed
+    }
+    handled = handled_groups(mailbox, groups)
+    fresh: list[tuple[Email, Fetched]] = []
+    for email, item in parsed:
+        if email.identity in known:
+            logger.info("DEDUP_EMAIL: skipping already recorded %s in %s", email.identity, mailbox)
+            continue
+        known.add(email.identity)
+        if email.decision != "unparseable":
+            decide(email, mailbox, now, handled)
+        fresh.append((email, item))
+    try:
+        created = _save_all(fresh)
+    except IntegrityError:
+        # Another writer recorded one of these meanwhile: save one by one, skipping it.
+        created = [email for email, item in fresh if _save(email, item)]
+    for email in created:
+        logger.info(
+            "POLLER: email %s from %s: %s (%s)",
+            email.email_id,
+            email.sender or "-",
+            email.decision,
+            email.reason,
+            extra={"email_id": email.email_id, "mailbox": mailbox.name},
+        )
     return created

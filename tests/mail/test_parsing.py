@@ -91,3 +91,26 @@ def test_nul_bytes_and_lone_surrogates_never_reach_the_database():
     parsed = parse_message(raw)
     assert "\x00" not in parsed.subject + parsed.sender_raw + parsed.body_plain
     assert parsed.body_plain == "bodyend"
+
+
+def test_large_messages_are_parsed_without_their_attachment_bodies(monkeypatch):
+    from email.mime.application import MIMEApplication
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+
+    from mail import parsing
+
+    monkeypatch.setattr(parsing, "SLIM_ABOVE_BYTES", 1000)
+    outer = MIMEMultipart("mixed")
+    inner = MIMEMultipart("alternative")
+    inner.attach(MIMEText("voir https://fromsmash.com/Abcd1", "plain", "utf-8"))
+    inner.attach(MIMEText("<p>voir</p>", "html", "utf-8"))
+    outer.attach(inner)
+    outer.attach(MIMEApplication(b"https://fromsmash.com/Hidden9 " * 500, "zip"))
+    outer["Subject"] = "Gros"
+    raw = outer.as_bytes()
+    slim = parsing.without_attachment_bodies(raw)
+    assert len(slim) < 2000 < len(raw)
+    parsed = parse_message(raw)
+    assert "Abcd1" in parsed.body_plain and parsed.body_html == "<p>voir</p>"
+    assert "Hidden9" not in parsed.text
