@@ -33,7 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 TMP = tempfile.mkdtemp(prefix="signalserver-bench-")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "signalserver.settings")
-os.environ.setdefault("DEBUG", "true")
+# Production mode: DEBUG would keep every query (and its 25 MB parameters) in memory.
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
+os.environ.setdefault("ALLOWED_HOSTS", "localhost")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 if not os.environ.get("DATABASE_URL"):
     os.environ["SQLITE_PATH"] = f"{TMP}/bench.sqlite3"
@@ -63,7 +66,7 @@ def order_message(n: int, size_kb: float = 7.5) -> bytes:
     """A French multipart notification of about `size_kb` KB, like the real orders."""
     m = MIMEMultipart("alternative")
     # Two text parts, base64-encoded on the wire (4/3 larger).
-    filler = "Merci de votre confiance. " * int(size_kb * 1024 / 2 / 26 / 1.4)
+    filler = "Merci de votre confiance. " * int(size_kb * 1024 / 2 / 26 / 1.52)
     plain = f"Bonjour,\nlot {n} à faire pour 14h30.\nhttps://www.dropbox.com/scl/fo/b{n}/AA?rlkey=k{n}&dl=0\n{filler}"
     html = f"<p>Bonjour,</p><p>lot {n} &agrave; faire pour 14h30.</p><a href='https://www.dropbox.com/scl/fo/b{n}/AA?rlkey=k{n}&amp;dl=0'>x</a><p>{filler}</p>"
     m.attach(MIMEText(plain, "plain", "utf-8"))
@@ -97,7 +100,7 @@ class Account:
 
 def fresh_mailbox(account: Account) -> Mailbox:
     Email.objects.all().delete()
-    Mailbox.objects.all().delete()
+    Mailbox.objects.only("pk").delete()
     import datetime as dt
 
     return Mailbox.objects.create(

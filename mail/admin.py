@@ -151,9 +151,9 @@ class EmailAdmin(admin.ModelAdmin[Email]):
     def raw_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         if not self.has_view_permission(request):
             raise Http404
-        raw = RawMessage.objects.filter(email_id=pk).first()
+        raw = RawMessage.read(pk)
         if raw is None:
             raise Http404("No raw message is kept for this email")
-        response = HttpResponse(bytes(raw.data), content_type="message/rfc822")
+        response = HttpResponse(raw, content_type="message/rfc822")
         response["Content-Disposition"] = f'attachment; filename="email-{pk}.eml"'
         return response

@@ -73,15 +73,33 @@ def extract_delivery_time(subject: str, body: str, now: dt.datetime) -> str:
     """`now` must be in the mailbox's time zone: URGENCE means one hour from now."""
     if _URGENCE_RE.search(normalize(subject)):
         return (now + dt.timedelta(hours=1)).strftime("%Hh%M")
+    # The "à faire pour …" patterns only run around each "faire": scanning the whole body
+    # for them costs more than everything else in detection.
+    near_faire = "\n".join(_around_faire(body))
     for pattern in (_DATE_H_RE, _DATE_COLON_RE):
-        found = _first_date_time(pattern, body)
+        found = _first_date_time(pattern, near_faire)
         if found:
             return found
-    for pattern in (_TIME_H_RE, _TIME_COLON_RE, _FALLBACK_H_MINUTES_RE, _FALLBACK_H_BARE_RE, _FALLBACK_COLON_RE):
-        found = _first_time(pattern, body)
+    for pattern, text in (
+        (_TIME_H_RE, near_faire),
+        (_TIME_COLON_RE, near_faire),
+        (_FALLBACK_H_MINUTES_RE, body),
+        (_FALLBACK_H_BARE_RE, body),
+        (_FALLBACK_COLON_RE, body),
+    ):
+        found = _first_time(pattern, text)
         if found:
             return found
     return ""
+
+
+def _around_faire(body: str) -> list[str]:
+    lowered = body.lower()
+    windows, at = [], lowered.find("faire")
+    while at >= 0:
+        windows.append(body[max(0, at - 4) : at + 80])
+        at = lowered.find("faire", at + 5)
+    return windows
 
 
 def is_media_solution_subject(subject: str) -> bool:
@@ -115,7 +133,10 @@ def detect_recadrage(
 def detect_desabo(subject: str, body: str, plain: str = "") -> Detection | None:
     if not body:
         return None
-    text = normalize(plain or plain_text(body))
+    plain = plain or plain_text(body)
+    if "tarifs" not in plain.lower():
+        return None  # cheap gate before normalising the whole body
+    text = normalize(plain)
     core_subject = normalize(subject or "")
     has_dropbox_request = "https://www.dropbox.com/request/" in body.lower()
     if not ("journee" in text and "tarifs habituels" in text):

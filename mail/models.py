@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Iterator
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -213,14 +214,39 @@ class Email(models.Model):
 
 
 class RawMessage(models.Model):
-    """The bytes of a message as fetched, kept for a retention period (replay and debugging)."""
+    """The bytes of a message as fetched, in chunks, kept for a retention period (replay, debugging).
 
-    email = models.OneToOneField(Email, on_delete=models.CASCADE, primary_key=True, related_name="raw")
+    Chunks keep memory bounded: a 25 MB message is never copied whole into one SQL parameter.
+    """
+
+    CHUNK_BYTES = 1024 * 1024
+
+    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="raw_chunks")
+    seq = models.PositiveIntegerField()
     data = models.BinaryField()
     stored_at = models.DateTimeField(default=now, db_index=True)
 
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["email", "seq"], name="mail_raw_chunk_unique")]
+
     def __str__(self) -> str:
-        return f"Raw message of email #{self.pk}"
+        return f"Raw message of email #{self.email_id}, part {self.seq}"
+
+    @classmethod
+    def chunks(cls, email: Email, raw: bytes | bytearray) -> Iterator[RawMessage]:
+        view = memoryview(raw)
+        for seq, start in enumerate(range(0, max(len(raw), 1), cls.CHUNK_BYTES)):
+            yield cls(email=email, seq=seq, data=bytes(view[start : start + cls.CHUNK_BYTES]))
+
+    @classmethod
+    def store(cls, email: Email, raw: bytes | bytearray) -> None:
+        for chunk in cls.chunks(email, raw):
+            chunk.save()
+
+    @classmethod
+    def read(cls, email_id: int) -> bytes | None:
+        parts = cls.objects.filter(email_id=email_id).order_by("seq").values_list("data", flat=True)
+        return b"".join(bytes(p) for p in parts) if parts else None
 
 
 class PollerLease(models.Model):

@@ -136,7 +136,7 @@ def _is_attachment(part: email.message.Message) -> bool:
 def _payload_bytes(part: email.message.Message) -> bytes:
     encoded = part.get_payload()
     if str(part.get("Content-Transfer-Encoding", "")).strip().lower() == "base64" and isinstance(encoded, str):
-        if _NOT_BASE64_RE.search(encoded):
+        if _NOT_BASE64_RE.search(encoded, 0, 2048):
             # Mislabelled: plain text declared as base64. Decoding would turn it to noise.
             return encoded.encode("utf-8", "surrogateescape")
     payload = part.get_payload(decode=True)
@@ -172,37 +172,56 @@ def extract_bodies(msg: email.message.Message, max_html_bytes: int) -> tuple[str
 
 
 _HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
+_NEWLINE_RE = re.compile(rb"\r?\n")
 # Above this size, attachment bodies are cut out before parsing (they are never read, and
 # the parser would hold several copies of them).
 SLIM_ABOVE_BYTES = 2 * 1024 * 1024
 
 
-def without_attachment_bodies(raw: bytes) -> bytes:
-    """The message with the bodies of its non-text leaf parts removed, found by boundaries."""
-    end = _HEADER_END_RE.search(raw)
-    if end is None:
-        return raw
-    head, body = raw[: end.end()], raw[end.end() :]
+def without_attachment_bodies(raw: bytes | bytearray) -> bytes | bytearray:
+    """The message with the bodies of its non-text leaf parts removed, found by boundaries.
+
+    Works on offsets into `raw`, so the large parts it drops are never copied.
+    """
+    return _slim(raw, 0, len(raw))
+
+
+def _slim(raw: bytes | bytearray, start: int, end: int) -> bytes | bytearray:
+    header_end = _HEADER_END_RE.search(raw, start, end)
+    if header_end is None:
+        return raw[start:end]
+    head = raw[start : header_end.end()]
     msg = email.parser.BytesHeaderParser().parsebytes(head)
     maintype = msg.get_content_maintype()
-    if maintype == "multipart":
-        boundary = msg.get_boundary()
-        if not boundary:
-            return raw
-        delimiter = b"--" + boundary.encode("ascii", "replace")
-        pieces = body.split(delimiter)
-        for i in range(1, len(pieces)):
-            piece = pieces[i]
-            if not piece.startswith(b"--"):  # the closing delimiter and epilogue stay
-                newline = b"\r\n" if piece.startswith(b"\r\n") else b"\n" if piece.startswith(b"\n") else b""
-                pieces[i] = newline + without_attachment_bodies(piece[len(newline) :])
-        return head + delimiter.join(pieces)
     if maintype in ("text", "message") or not msg.keys():
-        return raw
-    return head + b"\r\n"
+        return raw[start:end]
+    if maintype != "multipart":
+        return head + b"\r\n"
+    boundary = msg.get_boundary()
+    if not boundary:
+        return raw[start:end]
+    delimiter = b"--" + boundary.encode("ascii", "replace")
+    at = raw.find(delimiter, header_end.end(), end)
+    if at < 0:
+        return raw[start:end]
+    out = [head, raw[header_end.end() : at]]
+    while at >= 0:
+        body_start = at + len(delimiter)
+        following = raw.find(delimiter, body_start, end)
+        body_end = following if following >= 0 else end
+        out.append(delimiter)
+        if raw.startswith(b"--", body_start):  # the closing delimiter and the epilogue
+            out.append(raw[body_start:end])
+            break
+        newline = _NEWLINE_RE.match(raw, body_start)
+        part_start = newline.end() if newline else body_start
+        out.append(raw[body_start:part_start])
+        out.append(_slim(raw, part_start, body_end))
+        at = following
+    return b"".join(out)
 
 
-def parse_message(raw: bytes, max_html_bytes: int = 1024 * 1024) -> ParsedMessage:
+def parse_message(raw: bytes | bytearray, max_html_bytes: int = 1024 * 1024) -> ParsedMessage:
     if not raw.strip():
         raise UnparseableMessage("empty message")
     try:

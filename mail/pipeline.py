@@ -42,7 +42,7 @@ FLAG_SEEN = (
 @dataclass
 class Fetched:
     uid: int | None
-    raw: bytes
+    raw: bytes | bytearray
 
 
 def _unparseable(mailbox: Mailbox, item: Fetched, uidvalidity: int | None, error: str) -> Email:
@@ -131,7 +131,7 @@ def _save(email: Email, item: Fetched) -> bool:
         with transaction.atomic():
             email.save()
             if email.decision != "skipped_sender":
-                RawMessage.objects.create(email=email, data=item.raw)
+                RawMessage.store(email, item.raw)
             if email.decision == "accepted":
                 hand_off(email)
     except IntegrityError:
@@ -143,9 +143,15 @@ def _save_all(fresh: list[tuple[Email, Fetched]]) -> list[Email]:
     """Insert a batch in one transaction: rows, raw bytes, then deliveries."""
     with transaction.atomic():
         emails = Email.objects.bulk_create([email for email, _ in fresh])
-        RawMessage.objects.bulk_create(
-            [RawMessage(email=email, data=item.raw) for email, item in fresh if email.decision != "skipped_sender"]
-        )
+        small: list[RawMessage] = []
+        for email, item in fresh:
+            if email.decision == "skipped_sender":
+                continue
+            if len(item.raw) > RawMessage.CHUNK_BYTES:
+                RawMessage.store(email, item.raw)  # chunk by chunk: memory stays bounded
+            else:
+                small.extend(RawMessage.chunks(email, item.raw))
+        RawMessage.objects.bulk_create(small)
         for email in emails:
             if email.decision == "accepted":
                 hand_off(email)

@@ -30,7 +30,21 @@ logger = logging.getLogger(__name__)
 
 BATCH_BYTES = 8 * 1024 * 1024
 BATCH_MESSAGES = 200
+CHUNK_BYTES = 2 * 1024 * 1024
 SEEN = b"\\Seen"
+
+
+def fetch_in_chunks(client: IMAPClient, uid: int, size: int) -> bytearray:
+    """A large message in partial fetches, so the IMAP library never holds it all at once."""
+    raw = bytearray()
+    while len(raw) < size:
+        offset = len(raw)
+        response = client.fetch([uid], [f"BODY.PEEK[]<{offset}.{CHUNK_BYTES}>"])
+        chunk = response.get(uid, {}).get(f"BODY[]<{offset}>".encode())
+        if not chunk:
+            break
+        raw += chunk
+    return raw
 
 
 class StopFlag(Protocol):
@@ -54,6 +68,7 @@ class Poller:
         self.stop = stop
         self.ignore_schedule = ignore_schedule
         self._next_renew = time.monotonic() + lease.seconds / 3
+        self._sizes: dict[int, int] = {}
 
     def active(self) -> bool:
         return self.ignore_schedule or self.mailbox.is_active(timezone.now())
@@ -79,7 +94,7 @@ class Poller:
             batch: list[int] = []
             batch_bytes = 0
             for uid in chunk:
-                size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
+                size = self._sizes[uid] = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
                 if batch and (batch_bytes + size > BATCH_BYTES or len(batch) >= BATCH_MESSAGES):
                     yield batch
                     batch, batch_bytes = [], 0
@@ -88,17 +103,23 @@ class Poller:
             if batch:
                 yield batch
 
+    def _fetch(self, client: IMAPClient, batch: list[int]) -> list[Fetched]:
+        if len(batch) == 1 and self._sizes.get(batch[0], 0) > BATCH_BYTES:
+            raw = fetch_in_chunks(client, batch[0], self._sizes[batch[0]])
+            return [Fetched(batch[0], raw)] if raw else []
+        fetched = client.fetch(batch, ["BODY.PEEK[]"])
+        return [Fetched(uid, fetched[uid][b"BODY[]"]) for uid in batch if b"BODY[]" in fetched.get(uid, {})]
+
     def _flag(self, client: IMAPClient, emails: Sequence[Email]) -> None:
-        uids = [e.uid for e in emails if e.uid is not None and e.decision in FLAG_SEEN]
+        to_flag = [e for e in emails if e.uid is not None and e.decision in FLAG_SEEN]
+        uids = [e.uid for e in to_flag]
         if not uids or not (self.mailbox.mark_seen or self.mailbox.flag_keyword):
             return
         flags = ([SEEN] if self.mailbox.mark_seen else []) + (
             [self.mailbox.flag_keyword.encode()] if self.mailbox.flag_keyword else []
         )
         client.add_flags(uids, flags, silent=True)
-        Email.objects.filter(mailbox=self.mailbox, uid__in=uids, uidvalidity=self.mailbox.uidvalidity).update(
-            seen_flagged=True
-        )
+        Email.objects.filter(pk__in=[e.pk for e in to_flag]).update(seen_flagged=True)
 
     def sync(self, client: IMAPClient, uidvalidity: int) -> int:
         """Record every message above the last processed UID; returns how many were new."""
@@ -117,9 +138,7 @@ class Poller:
         for batch in self._batches(client, uids):
             if self.stop.is_set():
                 break
-            fetched = client.fetch(batch, ["BODY.PEEK[]"])
-            items = [Fetched(uid, fetched[uid][b"BODY[]"]) for uid in batch if b"BODY[]" in fetched.get(uid, {})]
-            emails = record_batch(mailbox, uidvalidity, items)
+            emails = record_batch(mailbox, uidvalidity, self._fetch(client, batch))
             self._flag(client, emails)
             mailbox.save_position(uidvalidity, batch[-1])
             created += len(emails)

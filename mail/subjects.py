@@ -12,6 +12,8 @@ import unicodedata
 # stripped before matching, so "Ré:" and "Réf:" count as "re:" and "ref:" (W-13).
 _REPLY_PREFIX_RE = re.compile(r"^(?:(?:re|ref|fw|fwd|rv|tr|aw|wg)\s*(?:\[\d+\])?\s*:|confirmation\s*:)\s*", re.I)
 _TAG_RE = re.compile(r"<[^>]*>")
+# Combining marks (accents) left by NFD decomposition.
+_COMBINING_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 _LOT_RE = re.compile(r"\blot\s+(\d+)\b")
 
 
@@ -22,9 +24,9 @@ def plain_text(body: str) -> str:
 
 def normalize(text: str) -> str:
     """Accents stripped (NFD), lower-cased, whitespace collapsed and trimmed."""
-    decomposed = unicodedata.normalize("NFD", text)
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(stripped.lower().split())
+    if not text.isascii():
+        text = _COMBINING_RE.sub("", unicodedata.normalize("NFD", text))
+    return " ".join(text.lower().split())
 
 
 def strip_reply_prefixes(subject: str) -> str:

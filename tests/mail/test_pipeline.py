@@ -33,7 +33,7 @@ def test_an_order_is_accepted_with_its_detector_links_and_raw_bytes(box):
         {"provider": "dropbox", "raw_url": "https://www.dropbox.com/scl/fo/abc123def/AAbbCCdd?rlkey=k3y9x&dl=0"}
     ]
     assert "recadrage, 1 link(s)" in email.reason
-    assert bytes(RawMessage.objects.get(email=email).data) == eml("recadrage_dropbox_folder.eml")
+    assert RawMessage.read(email.pk) == eml("recadrage_dropbox_folder.eml")
     assert email.sent_at == dt.datetime(2026, 11, 3, 8, 15, tzinfo=dt.UTC)
 
 
@@ -105,6 +105,19 @@ def test_broken_mime_is_still_processed(box):
     [email] = record(box, eml("malformed_mime.eml"))
     assert email.decision == "accepted"
     assert email.links == [{"provider": "swisstransfer", "raw_url": "https://www.swisstransfer.com/d/broken-1"}]
+
+
+def test_large_raw_messages_are_stored_in_chunks_and_read_back_whole(box):
+    from email.mime.application import MIMEApplication
+    from email.mime.multipart import MIMEMultipart
+
+    big = MIMEMultipart("mixed")
+    big.attach(MIMEApplication(bytes(range(256)) * 12000, "octet-stream"))
+    big["Message-ID"] = "<big@x>"
+    raw = big.as_bytes()
+    [email] = record(box, raw)
+    assert RawMessage.objects.filter(email=email).count() == 4
+    assert RawMessage.read(email.pk) == raw
 
 
 def test_raw_messages_are_purged_after_the_retention_period(box, time_machine, settings):
