@@ -1,9 +1,72 @@
-"""The transactional outbox: deliveries are planned in the transaction that records an email."""
+"""The transactional outbox: deliveries are planned in the transaction that records an email.
+
+`plan()` runs inside mail's transaction, so an email and its Delivery rows commit together
+(or not at all); the sender job is enqueued only once they are committed.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django_q.tasks import async_task
 
-def plan(email: Any) -> None:
-    """Create the Delivery rows of an accepted email, in the caller's transaction."""
+from delivery import routing
+from delivery.models import Delivery, SendingSchedule
+from delivery.schedule import outcome
+
+logger = logging.getLogger(__name__)
+
+EMAIL_FIELDS = ["decision", "reason", "held_until"]
+
+
+def plan(email: Any) -> list[Delivery]:
+    """Create the Delivery rows of an accepted email and set its decision."""
+    if not email.links and not settings.ALLOW_CUSTOM_WEBHOOK_WITHOUT_LINKS:
+        _decide(email, "skipped_no_links", "No delivery links (ALLOW_CUSTOM_WEBHOOK_WITHOUT_LINKS is off).")
+        return []
+    now = timezone.now()
+    result = outcome(SendingSchedule.load(), now, email.detector, email.urgent)
+    if result.action == "skip":
+        _decide(email, "skipped_outside_window", result.reason)
+        return []
+    endpoints, rule = routing.targets(email)
+    if not endpoints:
+        _decide(email, "skipped_no_endpoint", "No enabled endpoint receives this email.")
+        return []
+    rule_info = {"id": rule.pk, "name": rule.name, "priority": rule.priority} if rule else None
+    held = result.action == "hold"
+    deliveries = [
+        Delivery(
+            email=email,
+            endpoint=endpoint,
+            routing_rule=rule_info,
+            status="held" if held else "pending",
+            wait_for_window=result.wait_for_window,
+            next_attempt_at=result.release_at if held else now,
+            reason=result.reason,
+        )
+        for endpoint in endpoints
+    ]
+    for delivery in deliveries:
+        delivery.save()
+    names = ", ".join(e.name for e in endpoints)
+    if held:
+        email.held_until = result.release_at
+        _decide(email, "held", f"{result.reason} To: {names}.")
+    else:
+        _decide(email, "accepted", f"{email.reason} {result.reason} To: {names}.")
+    transaction.on_commit(kick_sender)
+    return deliveries
+
+
+def _decide(email: Any, decision: str, reason: str) -> None:
+    email.decision, email.reason = decision, reason.strip()
+    email.save(update_fields=EMAIL_FIELDS)
+
+
+def kick_sender() -> None:
+    async_task("delivery.tasks.send_due", task_name="send due deliveries")

@@ -9,7 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.timezone import now
 
-from mail.fields import EncryptedTextField
+from delivery.fields import EncryptedTextField
 
 MODES = (("idle", "IMAP IDLE (push, when the server supports it)"), ("poll", "Poll at an interval"))
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -24,7 +24,7 @@ DECISIONS = (
     ("skipped_duplicate_group", "Skipped: subject group already handled"),
     ("skipped_outside_window", "Skipped: outside the sending window"),
     ("skipped_no_links", "Skipped: no delivery links"),
-    ("skipped_sending_disabled", "Skipped: sending disabled"),
+    ("skipped_no_endpoint", "Skipped: no enabled webhook endpoint"),
     ("unparseable", "Unparseable"),
 )
 DETECTORS = (("recadrage", "Recadrage"), ("desabonnement_journee_tarifs", "Désabonnement / journée / tarifs"))

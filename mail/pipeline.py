@@ -35,7 +35,7 @@ FLAG_SEEN = (
     "skipped_duplicate_group",
     "skipped_outside_window",
     "skipped_no_links",
-    "skipped_sending_disabled",
+    "skipped_no_endpoint",
 )
 
 

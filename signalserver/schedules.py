@@ -11,6 +11,7 @@ SCHEDULES: dict[str, tuple[str, int]] = {
     "heartbeat": ("signalserver.tasks.heartbeat", 1),
     "poll-mailboxes": ("mail.tasks.poll_mailboxes", 1),
     "purge-raw-messages": ("mail.tasks.purge_raw_messages", 60),
+    "send-due-deliveries": ("delivery.tasks.send_due", 1),
 }
 
 

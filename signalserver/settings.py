@@ -312,3 +312,26 @@ LEGACY_MAILBOX = {
     "poll_interval_seconds": env_int("EMAIL_POLLING_INTERVAL_SECONDS", 30, 1),
     "inactive_interval_seconds": env_int("POLLING_INACTIVE_CHECK_INTERVAL_SECONDS", 600, 1),
 }
+
+# Delivery: webhooks
+# Loopback/private targets and plain http (local development and tests only).
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
+ALLOW_CUSTOM_WEBHOOK_WITHOUT_LINKS = env_bool("ALLOW_CUSTOM_WEBHOOK_WITHOUT_LINKS", False)
+# Seconds between attempts (about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h), each with ±10 % jitter.
+DELIVERY_RETRY_DELAYS = [int(s) for s in env_list("DELIVERY_RETRY_DELAYS", "5,300,1800,7200,18000,36000")]
+if any(d < 0 for d in DELIVERY_RETRY_DELAYS):
+    raise ImproperlyConfigured("DELIVERY_RETRY_DELAYS must be non-negative seconds")
+# The original app's variables create the first endpoint and the sending schedule.
+LEGACY_ENDPOINT_URL = env_str("WEBHOOK_URL")
+LEGACY_ENDPOINT_SECRET = env_secret("WEBHOOK_SIGNING_SECRET")
+LEGACY_SENDING_SCHEDULE = {
+    "sending_enabled": env_bool("WEBHOOK_SENDING_ENABLED", True),
+    "window_start": env_str("WEBHOOKS_TIME_START", env_str("WEBHOOK_TIME_START")),
+    "window_end": env_str("WEBHOOKS_TIME_END", env_str("WEBHOOK_TIME_END")),
+    "timezone": env_str("POLLING_TIMEZONE", "Europe/Paris"),
+}
+# R2 offload through the Cloudflare Worker (all three needed to enable it).
+R2_FETCH_ENDPOINT = env_str("R2_FETCH_ENDPOINT")
+R2_FETCH_TOKEN = env_secret("R2_FETCH_TOKEN")
+R2_BUCKET_NAME = env_str("R2_BUCKET_NAME")
+R2_FETCH_ENABLED = env_bool("R2_FETCH_ENABLED", False) and bool(R2_FETCH_ENDPOINT and R2_FETCH_TOKEN)

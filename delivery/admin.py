@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html
+
+from delivery import sender
+from delivery.models import Attempt, Delivery, Endpoint, RoutingRule, RuleCondition, SendingSchedule
+from delivery.outbox import kick_sender
+
+
+@admin.action(description="Rotate the signing secret (the new one is shown once)")
+def rotate_secret(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
+    for endpoint in queryset:
+        secret = endpoint.rotate_secret()
+        messages.warning(request, f"New signing secret of {endpoint}: {secret} — copy it now, it is not shown again.")
+
+
+@admin.register(Endpoint)
+class EndpointAdmin(admin.ModelAdmin[Endpoint]):
+    list_display = ("name", "url", "enabled", "is_default", "success_rule", "rate_limit_per_hour")
+    list_filter = ("enabled", "is_default")
+    actions = [rotate_secret]
+    fields = (
+        "name",
+        "url",
+        "enabled",
+        "is_default",
+        "timeout_seconds",
+        "rate_limit_per_hour",
+        "success_rule",
+        "include_email_content",
+    )
+
+    def save_model(self, request: HttpRequest, obj: Endpoint, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            messages.warning(
+                request, f"Signing secret of {obj}: {obj.secret} — copy it to the receiver now, it is not shown again."
+            )
+
+
+@admin.register(SendingSchedule)
+class SendingScheduleAdmin(admin.ModelAdmin[SendingSchedule]):
+    list_display = ("__str__", "sending_enabled", "window_start", "window_end", "absence_days", "timezone")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return not SendingSchedule.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: SendingSchedule | None = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: SendingSchedule, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # Held deliveries re-check the new schedule at once.
+        Delivery.objects.filter(status="held").update(next_attempt_at=timezone.now())
+        kick_sender()
+
+
+class RuleConditionInline(admin.TabularInline[RuleCondition, RoutingRule]):
+    model = RuleCondition
+    min_num = 1
+    extra = 0
+
+
+@admin.register(RoutingRule)
+class RoutingRuleAdmin(admin.ModelAdmin[RoutingRule]):
+    list_display = ("order", "name", "enabled", "endpoint", "priority", "stop_processing")
+    list_display_links = ("name",)
+    list_editable = ("order", "enabled")
+    inlines = [RuleConditionInline]
+
+
+class AttemptInline(admin.TabularInline[Attempt, Delivery]):
+    model = Attempt
+    extra = 0
+    can_delete = False
+    readonly_fields = ("started", "outcome", "status_code", "duration_ms", "error", "response_snippet")
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.action(description="Resend")
+def resend(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+    count = sender.resend(list(queryset))
+    kick_sender()
+    messages.info(request, f"{count} delivery(ies) queued again.")
+
+
+@admin.action(description="Resend all failed deliveries of the selected deliveries' endpoints")
+def resend_failed_for_endpoint(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+    endpoints = set(queryset.values_list("endpoint_id", flat=True))
+    count = sender.resend(list(Delivery.objects.filter(endpoint_id__in=endpoints, status="failed")))
+    kick_sender()
+    messages.info(request, f"{count} failed delivery(ies) queued again.")
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin[Delivery]):
+    list_display = ("created", "webhook_id", "email_link", "endpoint", "status", "attempt_count", "next_attempt_at")
+    list_filter = ("status", "endpoint")
+    search_fields = ("webhook_id", "email__subject", "email__sender")
+    list_select_related = ("endpoint", "email")
+    actions = [resend, resend_failed_for_endpoint]
+    inlines = [AttemptInline]
+    readonly_fields = [f.name for f in Delivery._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
+        return False
+
+    @admin.display(description="Email")
+    def email_link(self, obj: Delivery) -> str:
+        return format_html('<a href="/admin/mail/email/{}/change/">{}</a>', obj.email_id, obj.email.subject[:60])
+
+
+@admin.register(Attempt)
+class AttemptAdmin(admin.ModelAdmin[Attempt]):
+    list_display = ("started", "delivery", "outcome", "status_code", "duration_ms", "error")
+    list_filter = ("outcome",)
+    list_select_related = ("delivery",)
+    readonly_fields = [f.name for f in Attempt._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Attempt | None = None) -> bool:
+        return False

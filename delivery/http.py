@@ -1,0 +1,92 @@
+"""The one outbound HTTP module: webhooks, the R2 Worker and deploy hooks all go through it.
+
+Its contract: a mandatory timeout, a fixed User-Agent, no redirects, private and loopback
+targets refused after DNS resolution (unless WEBHOOK_ALLOW_PRIVATE_TARGETS), and one error
+type carrying a human message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from django.conf import settings
+
+USER_AGENT = "signalserver/1.0 (+webhooks)"
+_session = requests.Session()
+
+
+class HttpError(Exception):
+    """`permanent`: retrying cannot help (a refused target), as opposed to a network failure."""
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+
+
+@dataclass
+class Response:
+    status_code: int
+    body: bytes
+    headers: dict[str, str]
+    duration_ms: int
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+def _allowed_address(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    return ip.is_global and not ip.is_multicast
+
+
+def check_target(url: str) -> None:
+    """Refuse URLs that are not https, or that resolve to private/loopback/link-local addresses."""
+    parts = urllib.parse.urlsplit(url)
+    allow_private = settings.WEBHOOK_ALLOW_PRIVATE_TARGETS
+    if parts.scheme != "https" and not (allow_private and parts.scheme == "http"):
+        raise HttpError(f"Only https URLs are allowed ({parts.scheme or 'no scheme'} given)", permanent=True)
+    if not parts.hostname:
+        raise HttpError("The URL has no host", permanent=True)
+    if allow_private:
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as e:
+        raise HttpError(f"Cannot resolve {parts.hostname}: {e}") from None
+    for info in infos:
+        address = str(info[4][0])
+        if not _allowed_address(address):
+            raise HttpError(f"{parts.hostname} resolves to {address}, a private or reserved address", permanent=True)
+
+
+def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:
+    """POST `body`; checks the target again at send time (the DNS answer may have changed)."""
+    check_target(url)
+    started = time.perf_counter()
+    try:
+        response = _session.post(
+            url,
+            data=body,
+            headers={"User-Agent": USER_AGENT, **headers},
+            timeout=timeout,
+            allow_redirects=False,
+        )
+    except requests.Timeout:
+        raise HttpError(f"Timed out after {timeout:g} s") from None
+    except requests.RequestException as e:
+        raise HttpError(f"{type(e).__name__}: {e}") from None
+    return Response(
+        status_code=response.status_code,
+        body=response.content[:65536],
+        headers=dict(response.headers),
+        duration_ms=round((time.perf_counter() - started) * 1000),
+    )

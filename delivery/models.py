@@ -1,0 +1,241 @@
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+import secrets
+import uuid
+import zoneinfo
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils.timezone import now
+
+from delivery.fields import EncryptedTextField
+
+SUCCESS_RULES = (
+    ("2xx", "Any 2xx status"),
+    ("json_success", "2xx and a JSON body with success: true (the original receiver)"),
+)
+DELIVERY_STATUSES = (
+    ("pending", "Pending"),
+    ("held", "Held until sending is allowed"),
+    ("sending", "Sending"),
+    ("delivered", "Delivered"),
+    ("failed", "Failed"),
+)
+WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_TIME_RE = re.compile(r"^(\d{1,2})[h:](\d{2})$", re.I)
+
+
+def new_signing_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def validate_signing_secret(value: str) -> None:
+    if not value.startswith("whsec_"):
+        raise ValidationError("A signing secret starts with whsec_")
+    try:
+        if len(base64.b64decode(value[len("whsec_") :], validate=True)) < 16:
+            raise ValidationError("The signing secret is too short (at least 16 bytes)")
+    except ValueError:
+        raise ValidationError("The part after whsec_ must be base64") from None
+
+
+def parse_window_time(value: str) -> dt.time | None:
+    """`HHhMM` or `HH:MM` (0-23, 0-59); None when empty or malformed."""
+    match = _TIME_RE.match(value.strip())
+    if not match:
+        return None
+    hour, minute = int(match.group(1)), int(match.group(2))
+    if hour > 23 or minute > 59:
+        return None
+    return dt.time(hour, minute)
+
+
+def validate_window_time(value: str) -> None:
+    if value and parse_window_time(value) is None:
+        raise ValidationError(f"{value!r} is not a time: use HHhMM or HH:MM, e.g. 09h00 or 18:30")
+
+
+class Endpoint(models.Model):
+    """A webhook receiver and its signing secret."""
+
+    name = models.CharField(max_length=100, unique=True)
+    url = models.URLField(max_length=2000)
+    secret = EncryptedTextField(validators=[validate_signing_secret], default=new_signing_secret)
+    enabled = models.BooleanField(default=True)
+    is_default = models.BooleanField(default=False, help_text="Receives every accepted email (unless a rule stops it).")
+    timeout_seconds = models.PositiveIntegerField(default=30, validators=[MinValueValidator(1), MaxValueValidator(300)])
+    rate_limit_per_hour = models.PositiveIntegerField(
+        default=0, help_text="0 = no limit. Over the limit deliveries wait; they are never dropped."
+    )
+    success_rule = models.CharField(max_length=20, choices=SUCCESS_RULES, default="2xx")
+    include_email_content = models.BooleanField(default=True, help_text="Send the full text as email_content.")
+    created = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from delivery import http
+
+        try:
+            http.check_target(self.url)
+        except http.HttpError as e:
+            raise ValidationError({"url": e.message}) from None
+
+    def rotate_secret(self) -> str:
+        self.secret = new_signing_secret()
+        self.save(update_fields=["secret"])
+        return str(self.secret)
+
+
+class SendingSchedule(models.Model):
+    """When webhooks may go (one row): a global switch, a daily window and absence days."""
+
+    sending_enabled = models.BooleanField(default=True, help_text="Off: every delivery waits until switched on.")
+    window_start = models.CharField(max_length=5, blank=True, validators=[validate_window_time], help_text="e.g. 09h00")
+    window_end = models.CharField(
+        max_length=5, blank=True, validators=[validate_window_time], help_text="e.g. 19h00; before the start wraps."
+    )
+    absence_days = models.CharField(
+        max_length=100, blank=True, help_text="Absence Globale: weekday names (monday … sunday), comma-separated."
+    )
+    timezone = models.CharField(max_length=64, default="Europe/Paris")
+
+    class Meta:
+        verbose_name = "sending schedule"
+
+    def __str__(self) -> str:
+        return "Sending schedule"
+
+    def clean(self) -> None:
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValidationError({"timezone": f"{self.timezone!r} is not a known time zone"}) from None
+        unknown = [d for d in self.absence_day_list() if d not in WEEKDAY_NAMES]
+        if unknown:
+            raise ValidationError({"absence_days": f"Unknown weekday(s): {', '.join(unknown)}"})
+
+    @classmethod
+    def load(cls) -> SendingSchedule:
+        schedule = cls.objects.order_by("pk").first()
+        if schedule is None:
+            schedule = cls.objects.create(**settings.LEGACY_SENDING_SCHEDULE)
+        return schedule
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def absence_day_list(self) -> list[str]:
+        return [d.strip().lower() for d in self.absence_days.split(",") if d.strip()]
+
+    def window(self) -> tuple[dt.time, dt.time] | None:
+        """The window, or None when either side is missing or malformed (no constraint)."""
+        start, end = parse_window_time(self.window_start), parse_window_time(self.window_end)
+        return (start, end) if start is not None and end is not None else None
+
+
+class RoutingRule(models.Model):
+    """Send matching emails to an endpoint. Rules are tried in order; the first match wins."""
+
+    PRIORITIES = (("normal", "Normal"), ("high", "High"))
+
+    name = models.CharField(max_length=100)
+    order = models.PositiveIntegerField(default=0)
+    enabled = models.BooleanField(default=True)
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.PROTECT, related_name="rules")
+    priority = models.CharField(max_length=10, choices=PRIORITIES, default="normal")
+    stop_processing = models.BooleanField(default=False, help_text="Do not also send to the default endpoint.")
+
+    class Meta:
+        ordering = ["order", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RuleCondition(models.Model):
+    FIELDS = (("sender", "Sender address"), ("subject", "Subject"), ("body", "Body"))
+    OPERATORS = (("contains", "contains"), ("equals", "equals"), ("regex", "matches the regular expression"))
+
+    rule = models.ForeignKey(RoutingRule, on_delete=models.CASCADE, related_name="conditions")
+    field = models.CharField(max_length=10, choices=FIELDS)
+    operator = models.CharField(max_length=10, choices=OPERATORS)
+    value = models.CharField(max_length=500)
+    case_sensitive = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"{self.field} {self.operator} {self.value!r}"
+
+    def clean(self) -> None:
+        from delivery.routing import compile_pattern
+
+        if self.operator == "regex":
+            try:
+                compile_pattern(self.value, self.case_sensitive)
+            except ValueError as e:
+                raise ValidationError({"value": str(e)}) from None
+
+
+class Delivery(models.Model):
+    """One email to one endpoint: the outbox row. Its webhook_id is stable across retries."""
+
+    webhook_id = models.CharField(max_length=64, unique=True, editable=False)
+    email = models.ForeignKey("mail.Email", on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.PROTECT, related_name="deliveries")
+    routing_rule = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=DELIVERY_STATUSES, default="pending")
+    wait_for_window = models.BooleanField(default=False, help_text="Sent only inside the sending window.")
+    reason = models.TextField(blank=True)
+    payload = models.JSONField(null=True, blank=True, help_text="Built at the first attempt, then sent unchanged.")
+    attempt_count = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(default=now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name_plural = "deliveries"
+        indexes = [
+            # The sender's work queue: what is due, oldest first.
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
+            models.Index(fields=["endpoint", "delivered_at"], name="delivery_endpoint_sent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.webhook_id} → {self.endpoint_id} ({self.status})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.webhook_id:
+            self.webhook_id = f"msg_{uuid.uuid4().hex}"
+        super().save(*args, **kwargs)
+
+
+class Attempt(models.Model):
+    """One HTTP try of a delivery: the webhook log."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    started = models.DateTimeField(default=now)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    response_snippet = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    outcome = models.CharField(max_length=20, default="sending")
+
+    class Meta:
+        ordering = ["-started", "-id"]
+
+    def __str__(self) -> str:
+        return f"Attempt {self.pk} of {self.delivery_id}: {self.outcome}"

@@ -1,0 +1,194 @@
+"""Sending deliveries: claim one atomically, check the schedule, POST it signed, record the attempt."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from delivery import http, payload, signing
+from delivery.models import Attempt, Delivery, Endpoint, SendingSchedule
+from delivery.schedule import blocked, in_window, next_opening
+
+logger = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = {408, 425, 429}
+CLAIM_MARGIN_SECONDS = 60
+
+
+@dataclass
+class Verdict:
+    delivered: bool
+    retry: bool
+    message: str
+
+
+def _due(now: dt.datetime) -> Q:
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    return Q(status__in=("pending", "held", "sending"), next_attempt_at__lte=now) & free
+
+
+def claim_next(now: dt.datetime | None = None) -> Delivery | None:
+    """Take the oldest due delivery; a conditional UPDATE makes sure only one worker gets it.
+
+    A delivery left in "sending" by a killed worker becomes due again once its claim expires.
+    """
+    now = now or timezone.now()
+    candidates = Delivery.objects.filter(_due(now)).order_by("next_attempt_at", "pk").values_list("pk", flat=True)
+    for pk in candidates[:20]:
+        until = now + dt.timedelta(seconds=settings.Q_TIMEOUT_SECONDS + CLAIM_MARGIN_SECONDS)
+        if Delivery.objects.filter(_due(now), pk=pk).update(claimed_until=until) == 1:
+            return Delivery.objects.select_related("endpoint", "email").get(pk=pk)
+    return None
+
+
+def judge(endpoint: Endpoint, response: http.Response) -> Verdict:
+    code = response.status_code
+    snippet = " ".join(response.body[:200].decode("utf-8", "replace").split())
+    if 200 <= code < 300 and endpoint.success_rule == "2xx":
+        return Verdict(True, False, f"HTTP {code}")
+    if 200 <= code < 300 or (code == 422 and endpoint.success_rule == "json_success"):
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get("success") and 200 <= code < 300:
+            return Verdict(True, False, f"HTTP {code}, success: true")
+        message = body.get("message", "Unknown error") if isinstance(body, dict) else "no JSON success: true"
+        # The original receiver answers failures this way; they may pass on a later try.
+        return Verdict(False, True, f"HTTP {code}: {str(message)[:200]}")
+    retry = code in RETRYABLE_STATUS or code >= 500
+    return Verdict(False, retry, f"HTTP {code}: {snippet}" if snippet else f"HTTP {code}")
+
+
+def retry_after_seconds(response: http.Response | None) -> float:
+    value = (response.headers.get("Retry-After") or response.headers.get("retry-after")) if response else None
+    if not value:
+        return 0
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 0
+    return max(0.0, (when - timezone.now()).total_seconds())
+
+
+def next_delay(attempt_count: int, response: http.Response | None) -> float | None:
+    """Seconds until the next try after `attempt_count` attempts, or None when they are used up."""
+    delays = settings.DELIVERY_RETRY_DELAYS
+    if attempt_count > len(delays):
+        return None
+    base = delays[attempt_count - 1] * random.uniform(0.9, 1.1)  # jitter: receivers aren't hit in waves
+    return max(base, min(retry_after_seconds(response), 86400))
+
+
+def _hold(delivery: Delivery, release: dt.datetime | None, reason: str) -> None:
+    delivery.status, delivery.next_attempt_at, delivery.reason, delivery.claimed_until = "held", release, reason, None
+    delivery.save(update_fields=["status", "next_attempt_at", "reason", "claimed_until"])
+    sync_email(delivery)
+
+
+def _rate_limited_until(endpoint: Endpoint, now: dt.datetime) -> dt.datetime | None:
+    if not endpoint.rate_limit_per_hour:
+        return None
+    hour_ago = now - dt.timedelta(hours=1)
+    recent = Attempt.objects.filter(delivery__endpoint=endpoint, started__gte=hour_ago).order_by("-started")
+    times = list(recent.values_list("started", flat=True)[: endpoint.rate_limit_per_hour])
+    if len(times) < endpoint.rate_limit_per_hour:
+        return None
+    return times[-1] + dt.timedelta(hours=1)
+
+
+def process(delivery: Delivery, now: dt.datetime | None = None) -> str:
+    """Send a claimed delivery unless the schedule or the rate limit says wait. Returns its status."""
+    now = now or timezone.now()
+    schedule = SendingSchedule.load()
+    reason = blocked(schedule, now)
+    if reason:
+        _hold(delivery, next_opening(schedule, now), reason + " Held until sending is allowed.")
+        return delivery.status
+    if delivery.wait_for_window and not in_window(schedule, now):
+        _hold(delivery, next_opening(schedule, now), "Waiting for the sending window to open.")
+        return delivery.status
+    limited = _rate_limited_until(delivery.endpoint, now)
+    if limited:
+        _hold(delivery, limited, f"Hourly rate limit of {delivery.endpoint.rate_limit_per_hour} reached.")
+        return delivery.status
+    if delivery.payload is None:
+        delivery.payload = payload.build(delivery, schedule, now)
+    return send(delivery, now)
+
+
+def send(delivery: Delivery, now: dt.datetime) -> str:
+    endpoint = delivery.endpoint
+    body = json.dumps(delivery.payload, ensure_ascii=False).encode()
+    headers = signing.headers(str(endpoint.secret), delivery.webhook_id, int(time.time()), body)
+    attempt = Attempt.objects.create(delivery=delivery, started=now)
+    response: http.Response | None = None
+    try:
+        response = http.post(endpoint.url, body, headers, endpoint.timeout_seconds)
+        verdict = judge(endpoint, response)
+    except http.HttpError as e:
+        verdict = Verdict(False, not e.permanent, e.message)
+    attempt.outcome = "delivered" if verdict.delivered else "failed"
+    attempt.status_code = response.status_code if response else None
+    attempt.duration_ms = response.duration_ms if response else None
+    attempt.response_snippet = response.body[:500].decode("utf-8", "replace") if response else ""
+    attempt.error = "" if verdict.delivered else verdict.message
+    attempt.save()
+    _after_attempt(delivery, verdict, response, now)
+    return delivery.status
+
+
+def _after_attempt(delivery: Delivery, verdict: Verdict, response: http.Response | None, now: dt.datetime) -> None:
+    delivery.attempt_count += 1
+    delivery.claimed_until = None
+    delay = next_delay(delivery.attempt_count, response) if verdict.retry else None
+    if verdict.delivered:
+        delivery.status, delivery.delivered_at, delivery.last_error = "delivered", now, ""
+        delivery.reason = f"Delivered on attempt {delivery.attempt_count}."
+        logger.info("CUSTOM_WEBHOOK: delivered %s to %s", delivery.webhook_id, delivery.endpoint)
+    elif delay is None:
+        delivery.status, delivery.last_error = "failed", verdict.message
+        delivery.reason = f"Failed after {delivery.attempt_count} attempt(s): {verdict.message}"
+        logger.warning("CUSTOM_WEBHOOK: failed %s to %s: %s", delivery.webhook_id, delivery.endpoint, verdict.message)
+    else:
+        delivery.status, delivery.last_error = "pending", verdict.message
+        delivery.next_attempt_at = now + dt.timedelta(seconds=delay)
+        delivery.reason = f"Attempt {delivery.attempt_count} failed ({verdict.message}); retrying in {delay:.0f} s."
+        logger.info("CUSTOM_WEBHOOK: retrying %s in %.0f s: %s", delivery.webhook_id, delay, verdict.message)
+    delivery.save()
+    sync_email(delivery)
+
+
+def sync_email(delivery: Delivery) -> None:
+    """Reflect the deliveries' state on their email's decision."""
+    email = delivery.email
+    statuses = set(Delivery.objects.filter(email_id=email.pk).values_list("status", flat=True))
+    if statuses == {"delivered"}:
+        email.decision, email.reason = "delivered", "Delivered to every endpoint."
+    elif "failed" in statuses:
+        email.decision, email.reason = "failed", delivery.reason if delivery.status == "failed" else email.reason
+    elif "held" in statuses:
+        email.decision, email.held_until = "held", delivery.next_attempt_at
+        email.reason = delivery.reason
+    else:
+        return
+    email.save(update_fields=["decision", "reason", "held_until"])
+
+
+def resend(deliveries: list[Delivery]) -> int:
+    """Queue deliveries again from a fresh attempt count (admin and dashboard "resend")."""
+    pks = [d.pk for d in deliveries]
+    return Delivery.objects.filter(pk__in=pks).update(
+        status="pending", next_attempt_at=timezone.now(), attempt_count=0, claimed_until=None
+    )
