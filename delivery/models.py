@@ -197,7 +197,7 @@ class Delivery(models.Model):
     status = models.CharField(max_length=20, choices=DELIVERY_STATUSES, default="pending")
     wait_for_window = models.BooleanField(default=False, help_text="Sent only inside the sending window.")
     reason = models.TextField(blank=True)
-    payload = models.JSONField(null=True, blank=True, help_text="Built at the first attempt, then sent unchanged.")
+    payload = models.TextField(blank=True, help_text="The JSON body, built at the first attempt, then sent unchanged.")
     attempt_count = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)

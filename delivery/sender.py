@@ -21,7 +21,6 @@ from delivery.schedule import blocked, in_window, next_opening
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {408, 425, 429}
-CLAIM_MARGIN_SECONDS = 60
 
 
 @dataclass
@@ -42,9 +41,10 @@ def claim_next(now: dt.datetime | None = None) -> Delivery | None:
     A delivery left in "sending" by a killed worker becomes due again once its claim expires.
     """
     now = now or timezone.now()
-    candidates = Delivery.objects.filter(_due(now)).order_by("next_attempt_at", "pk").values_list("pk", flat=True)
-    for pk in candidates[:20]:
-        until = now + dt.timedelta(seconds=settings.Q_TIMEOUT_SECONDS + CLAIM_MARGIN_SECONDS)
+    candidates = Delivery.objects.filter(_due(now)).order_by("next_attempt_at", "pk")
+    for pk, timeout in candidates.values_list("pk", "endpoint__timeout_seconds")[:20]:
+        # Longer than any send can take; a killed worker's delivery is due again after it.
+        until = now + dt.timedelta(seconds=timeout + settings.DELIVERY_CLAIM_MARGIN_SECONDS)
         if Delivery.objects.filter(_due(now), pk=pk).update(claimed_until=until) == 1:
             return Delivery.objects.select_related("endpoint", "email").get(pk=pk)
     return None
@@ -123,14 +123,14 @@ def process(delivery: Delivery, now: dt.datetime | None = None) -> str:
     if limited:
         _hold(delivery, limited, f"Hourly rate limit of {delivery.endpoint.rate_limit_per_hour} reached.")
         return delivery.status
-    if delivery.payload is None:
-        delivery.payload = payload.build(delivery, schedule, now)
+    if not delivery.payload:
+        delivery.payload = json.dumps(payload.build(delivery, schedule, now), ensure_ascii=False)
     return send(delivery, now)
 
 
 def send(delivery: Delivery, now: dt.datetime) -> str:
     endpoint = delivery.endpoint
-    body = json.dumps(delivery.payload, ensure_ascii=False).encode()
+    body = delivery.payload.encode()
     headers = signing.headers(str(endpoint.secret), delivery.webhook_id, int(time.time()), body)
     attempt = Attempt.objects.create(delivery=delivery, started=now)
     response: http.Response | None = None

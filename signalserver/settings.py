@@ -321,6 +321,8 @@ ALLOW_CUSTOM_WEBHOOK_WITHOUT_LINKS = env_bool("ALLOW_CUSTOM_WEBHOOK_WITHOUT_LINK
 DELIVERY_RETRY_DELAYS = [int(s) for s in env_list("DELIVERY_RETRY_DELAYS", "5,300,1800,7200,18000,36000")]
 if any(d < 0 for d in DELIVERY_RETRY_DELAYS):
     raise ImproperlyConfigured("DELIVERY_RETRY_DELAYS must be non-negative seconds")
+# A claimed delivery is taken back this long after its endpoint's timeout (a killed worker).
+DELIVERY_CLAIM_MARGIN_SECONDS = env_int("DELIVERY_CLAIM_MARGIN_SECONDS", 30, 1)
 # The original app's variables create the first endpoint and the sending schedule.
 LEGACY_ENDPOINT_URL = env_str("WEBHOOK_URL")
 LEGACY_ENDPOINT_SECRET = env_secret("WEBHOOK_SIGNING_SECRET")

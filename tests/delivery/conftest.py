@@ -7,6 +7,7 @@ import pytest
 from delivery.models import Endpoint, SendingSchedule
 from mail.models import Email, Mailbox
 from tests.delivery.receiver import Receiver
+from tests.mail.conftest import imap, imap_server, mailbox  # noqa: F401  (IMAP fixtures, shared)
 
 
 @pytest.fixture
@@ -16,23 +17,23 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def local_targets(settings) -> None:  # type: ignore[no-untyped-def]
+def local_targets(settings) -> None:
     settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
     settings.DELIVERY_RETRY_DELAYS = [5, 300, 1800, 7200, 18000, 36000]
 
 
 @pytest.fixture
-def endpoint(db, receiver, local_targets) -> Endpoint:  # type: ignore[no-untyped-def]
+def endpoint(db, receiver, local_targets) -> Endpoint:
     return Endpoint.objects.create(name="app", url=receiver.url, is_default=True)
 
 
 @pytest.fixture
-def schedule(db) -> SendingSchedule:  # type: ignore[no-untyped-def]
+def schedule(db) -> SendingSchedule:
     return SendingSchedule.load()
 
 
 @pytest.fixture
-def box(db) -> Mailbox:  # type: ignore[no-untyped-def]
+def box(db) -> Mailbox:
     return Mailbox.objects.create(name="orders", host="imap.example", username="u", password="p")
 
 
