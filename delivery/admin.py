@@ -9,7 +9,16 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from delivery import sender
-from delivery.models import Attempt, Delivery, Endpoint, RoutingRule, RuleCondition, SendingSchedule
+from delivery.models import (
+    Attempt,
+    Delivery,
+    Endpoint,
+    LinkTransfer,
+    RoutingRule,
+    RuleCondition,
+    SendingSchedule,
+    StoredLink,
+)
 from delivery.outbox import kick_sender
 
 
@@ -133,4 +142,28 @@ class AttemptAdmin(admin.ModelAdmin[Attempt]):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Attempt | None = None) -> bool:
+        return False
+
+
+@admin.register(StoredLink)
+class StoredLinkAdmin(admin.ModelAdmin[StoredLink]):
+    list_display = ("created", "provider", "source_url", "r2_url", "original_filename")
+    list_filter = ("provider",)
+    search_fields = ("source_url", "r2_url", "original_filename")
+    readonly_fields = ("source_url", "r2_url", "provider", "original_filename", "email", "created")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(LinkTransfer)
+class LinkTransferAdmin(admin.ModelAdmin[LinkTransfer]):
+    list_display = ("created", "provider", "source_url", "status", "r2_url", "error")
+    list_filter = ("status", "provider")
+    readonly_fields = [f.name for f in LinkTransfer._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: LinkTransfer | None = None) -> bool:
         return False

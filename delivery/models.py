@@ -239,3 +239,47 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"Attempt {self.pk} of {self.delivery_id}: {self.outcome}"
+
+
+class LinkTransfer(models.Model):
+    """Copying one link of an email to R2 through the Worker; deliveries wait for these."""
+
+    STATUSES = (("pending", "Pending"), ("running", "Running"), ("success", "Copied"), ("failed", "Failed"))
+
+    email = models.ForeignKey("mail.Email", on_delete=models.CASCADE, related_name="transfers")
+    source_url = models.CharField(max_length=2000, help_text="The link as found in the email")
+    normalized_url = models.CharField(max_length=2000)
+    provider = models.CharField(max_length=40)
+    status = models.CharField(max_length=10, choices=STATUSES, default="pending")
+    r2_url = models.CharField(max_length=2000, blank=True)
+    original_filename = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    created = models.DateTimeField(default=now)
+    deadline = models.DateTimeField(help_text="Deliveries stop waiting for this transfer after it.")
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.source_url[:60]} ({self.status})"
+
+
+class StoredLink(models.Model):
+    """History of links copied to R2 (replaces webhook_links.json); a known source is reused."""
+
+    source_url = models.CharField(max_length=2000, help_text="Normalised source URL")
+    r2_url = models.CharField(max_length=2000)
+    provider = models.CharField(max_length=40)
+    original_filename = models.CharField(max_length=500, blank=True)
+    email = models.ForeignKey("mail.Email", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created = models.DateTimeField(default=now, db_index=True)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(fields=["source_url", "r2_url", "provider"], name="delivery_storedlink_unique")
+        ]
+        indexes = [models.Index(fields=["source_url", "-created"], name="delivery_storedlink_source")]
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.source_url[:60]} → {self.r2_url[:60]}"

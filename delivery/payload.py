@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 
+from delivery import r2
 from delivery.models import Delivery, SendingSchedule
 from delivery.schedule import window_strings
 
@@ -29,7 +30,8 @@ def build(delivery: Delivery, schedule: SendingSchedule, now: dt.datetime) -> di
     if email.detector == "recadrage" and email.delivery_time:
         payload["delivery_time"] = email.delivery_time
     payload.update(window_strings(schedule, now, email.detector, email.urgent))
-    links = [_link(link) for link in email.links]
+    found = r2.enrich(email.pk, email.links) if settings.R2_FETCH_ENABLED else email.links
+    links = [_link(link) for link in found]
     if links:
         payload["delivery_links"] = links
     if delivery.routing_rule:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
+from django_q.tasks import async_task
 
-from delivery import http, payload, signing
+from delivery import http, payload, r2, signing
 from delivery.models import Attempt, Delivery, Endpoint, SendingSchedule
 from delivery.schedule import blocked, in_window, next_opening
 
@@ -123,9 +124,24 @@ def process(delivery: Delivery, now: dt.datetime | None = None) -> str:
     if limited:
         _hold(delivery, limited, f"Hourly rate limit of {delivery.endpoint.rate_limit_per_hour} reached.")
         return delivery.status
+    if not delivery.payload and settings.R2_FETCH_ENABLED and _wait_for_transfers(delivery, now):
+        return delivery.status
     if not delivery.payload:
         delivery.payload = json.dumps(payload.build(delivery, schedule, now), ensure_ascii=False)
     return send(delivery, now)
+
+
+def _wait_for_transfers(delivery: Delivery, now: dt.datetime) -> bool:
+    """Start the email's R2 transfers (once); True while the delivery must wait for them."""
+    for transfer in r2.prepare(delivery.email):
+        async_task("delivery.tasks.offload_link", transfer.pk, task_name=f"R2 {transfer.provider}")
+    until = r2.waiting_until(delivery.email_id, now)
+    if until is None:
+        return False
+    delivery.status, delivery.next_attempt_at, delivery.claimed_until = "pending", until, None
+    delivery.reason = "Waiting for the R2 transfers of its links."
+    delivery.save(update_fields=["status", "next_attempt_at", "claimed_until", "reason"])
+    return True
 
 
 def send(delivery: Delivery, now: dt.datetime) -> str:

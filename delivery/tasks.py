@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 
+from django.conf import settings
 from django.utils import timezone
 
-from delivery.models import Delivery
+from delivery import r2
+from delivery.models import Delivery, LinkTransfer, StoredLink
+from delivery.outbox import kick_sender
 from delivery.sender import claim_next, process
 
 logger = logging.getLogger(__name__)
@@ -24,6 +28,24 @@ def send_due(budget_seconds: float = 240) -> int:
         process(delivery)
         sent += 1
     return sent
+
+
+def offload_link(transfer_id: int) -> str:
+    """Copy one link to R2; once the email has no transfer left running, its deliveries go."""
+    result = r2.run(transfer_id)
+    email_id = LinkTransfer.objects.filter(pk=transfer_id).values_list("email_id", flat=True).first()
+    if email_id is not None and r2.waiting_until(email_id, timezone.now()) is None:
+        Delivery.objects.filter(email_id=email_id, status="pending", payload="").update(next_attempt_at=timezone.now())
+        kick_sender()
+    return result
+
+
+def purge_stored_links() -> int:
+    days = settings.STORED_LINK_RETENTION_DAYS
+    if not days:
+        return 0
+    deleted, _ = StoredLink.objects.filter(created__lt=timezone.now() - dt.timedelta(days=days)).delete()
+    return deleted
 
 
 def release_held() -> int:

@@ -15,7 +15,6 @@ URL_RE = re.compile(rf"https?://(?:[a-z0-9-]+\.)*(?:{_HOSTS})(?::\d+)?(?:[/?#][^
 _TRAILING = ".,;:!?»\"')]}>*"
 _URL_END_RE = re.compile(r"[\s\"'<>]")
 _SHAREPOINT_RE = re.compile(r"^/:[a-z]:/|^/personal/|^/sites/", re.I)
-_SLASHES_RE = re.compile(r"/{2,}")
 
 # Paths that are shares, per provider; everything else on those hosts (logos, help pages,
 # footers) is not a delivery link.
@@ -103,39 +102,3 @@ def extract(text: str) -> list[dict[str, str]]:
         seen.add(url)
         found.append({"provider": provider, "raw_url": url})
     return found
-
-
-def _unquote_amp(url: str) -> str:
-    for _ in range(3):
-        candidate = urllib.parse.unquote(re.sub(r"amp%3[bB]", "&", url))
-        if candidate == url or "://" not in candidate:
-            break
-        url = candidate
-    return url
-
-
-def normalize_url(url: str, provider: str | None = None) -> str:
-    """The canonical form used for R2 requests and link history (reference §2.3)."""
-    if (provider or provider_of(url)) != "dropbox":
-        return html.unescape(url.strip())
-    url = html.unescape(_unquote_amp(url.strip()))
-    parts = urllib.parse.urlsplit(url)
-    host = (parts.hostname or "").lower()
-    netloc = host
-    if parts.username:
-        userinfo = parts.username + (f":{parts.password}" if parts.password else "")
-        netloc = f"{userinfo}@{host}"
-    if parts.port and parts.port != 443 and parts.port != 80:
-        netloc += f":{parts.port}"
-    path = _SLASHES_RE.sub("/", urllib.parse.unquote(parts.path))
-    if len(path) > 1:
-        path = path.rstrip("/")
-    path = urllib.parse.quote(path, safe="/-._~")
-    pairs: list[tuple[str, str]] = []
-    for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
-        if not key or key == "dl" or (not value and key != "rlkey") or (key, value) in pairs:
-            continue
-        pairs.append((key, value))
-    pairs.append(("dl", "1"))
-    pairs.sort(key=lambda kv: (kv[0].lower(), kv[1]))
-    return urllib.parse.urlunsplit(("https", netloc, path or "/", urllib.parse.urlencode(pairs), ""))

@@ -12,6 +12,7 @@ SCHEDULES: dict[str, tuple[str, int]] = {
     "poll-mailboxes": ("mail.tasks.poll_mailboxes", 1),
     "purge-raw-messages": ("mail.tasks.purge_raw_messages", 60),
     "send-due-deliveries": ("delivery.tasks.send_due", 1),
+    "purge-stored-links": ("delivery.tasks.purge_stored_links", 60),
 }
 
 

@@ -337,3 +337,7 @@ R2_FETCH_ENDPOINT = env_str("R2_FETCH_ENDPOINT")
 R2_FETCH_TOKEN = env_secret("R2_FETCH_TOKEN")
 R2_BUCKET_NAME = env_str("R2_BUCKET_NAME")
 R2_FETCH_ENABLED = env_bool("R2_FETCH_ENABLED", False) and bool(R2_FETCH_ENDPOINT and R2_FETCH_TOKEN)
+R2_ALLOWED_DOMAINS = env_list("R2_ALLOWED_DOMAINS", "dropbox.com,fromsmash.com,swisstransfer.com,wetransfer.com")
+# A link copied within this many hours is reused (the Worker's bucket keeps objects 24 h).
+R2_REUSE_HOURS = env_int("R2_REUSE_HOURS", 20, 0)
+STORED_LINK_RETENTION_DAYS = env_int("STORED_LINK_RETENTION_DAYS", 90, 0)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from mail.links import extract, normalize_url, provider_of
+from delivery.r2 import normalize_url
+from mail.links import extract, provider_of
 from mail.parsing import parse_message
 from tests.mail.corpus import eml
 
@@ -98,13 +99,13 @@ def test_provider_names_sub_domains():
 
 def test_dropbox_normalisation_forces_https_dl1_and_sorts_the_query():
     url = "http://WWW.Dropbox.com//scl/fo/a//b/?dl=0&rlkey=k&e=&rlkey=k&st=2"
-    assert normalize_url(url) == "https://www.dropbox.com/scl/fo/a/b?dl=1&rlkey=k&st=2"
+    assert normalize_url(url, "dropbox") == "https://www.dropbox.com/scl/fo/a/b?dl=1&rlkey=k&st=2"
 
 
 def test_dropbox_normalisation_undoes_double_escaped_ampersands():
     url = "https://www.dropbox.com/scl/fo/a/b?rlkey=k&amp%3Bdl=0"
-    assert normalize_url(url) == "https://www.dropbox.com/scl/fo/a/b?dl=1&rlkey=k"
+    assert normalize_url(url, "dropbox") == "https://www.dropbox.com/scl/fo/a/b?dl=1&rlkey=k"
 
 
 def test_other_providers_are_only_trimmed_and_unescaped():
-    assert normalize_url(" https://fromsmash.com/T?a=1&amp;b=2 ") == "https://fromsmash.com/T?a=1&b=2"
+    assert normalize_url(" https://fromsmash.com/T?a=1&amp;b=2 ", "fromsmash") == "https://fromsmash.com/T?a=1&b=2"
