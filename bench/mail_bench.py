@@ -39,7 +39,7 @@ os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789abcdefghijk
 os.environ.setdefault("ALLOWED_HOSTS", "localhost")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 if not os.environ.get("DATABASE_URL"):
-    os.environ["SQLITE_PATH"] = f"{TMP}/bench.sqlite3"
+    os.environ.setdefault("SQLITE_PATH", f"{TMP}/bench.sqlite3")
 
 import django  # noqa: E402
 

@@ -19,6 +19,7 @@ from django.conf import settings
 
 USER_AGENT = "signalserver/1.0 (+webhooks)"
 _session = requests.Session()
+_session.trust_env = False  # no proxies or .netrc from the environment: every request goes direct
 
 
 class HttpError(Exception):

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -23,8 +24,12 @@ logger = logging.getLogger(__name__)
 EMAIL_FIELDS = ["decision", "reason", "held_until"]
 
 
-def plan(email: Any) -> list[Delivery]:
-    """Create the Delivery rows of an accepted email and set its decision."""
+def plan(email: Any, kick: bool = True) -> list[Delivery]:
+    """Create the Delivery rows of an accepted email and set its decision.
+
+    The sender job is enqueued when the transaction commits (`kick=False`: the caller
+    enqueues it once for a whole batch).
+    """
     if not email.links and not settings.ALLOW_CUSTOM_WEBHOOK_WITHOUT_LINKS:
         _decide(email, "skipped_no_links", "No delivery links (ALLOW_CUSTOM_WEBHOOK_WITHOUT_LINKS is off).")
         return []
@@ -59,7 +64,8 @@ def plan(email: Any) -> list[Delivery]:
         _decide(email, "held", f"{result.reason} To: {names}.")
     else:
         _decide(email, "accepted", f"{email.reason} {result.reason} To: {names}.")
-    transaction.on_commit(kick_sender)
+    if kick:
+        transaction.on_commit(kick_sender)
     return deliveries
 
 
@@ -69,4 +75,8 @@ def _decide(email: Any, decision: str, reason: str) -> None:
 
 
 def kick_sender() -> None:
-    async_task("delivery.tasks.send_due", task_name="send due deliveries")
+    """Start the sender now. If the job broker is down, the minute schedule sends later."""
+    try:
+        async_task("delivery.tasks.send_due", task_name="send due deliveries")
+    except (redis.RedisError, DatabaseError, OSError) as e:
+        logger.warning("CUSTOM_WEBHOOK: could not enqueue the sender (%s); the scheduled job will send", e)

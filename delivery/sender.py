@@ -7,10 +7,12 @@ import email.utils
 import json
 import logging
 import random
+import secrets
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -36,19 +38,28 @@ def _due(now: dt.datetime) -> Q:
     return Q(status__in=("pending", "held", "sending"), next_attempt_at__lte=now) & free
 
 
-def claim_next(now: dt.datetime | None = None) -> Delivery | None:
-    """Take the oldest due delivery; a conditional UPDATE makes sure only one worker gets it.
+def claim_batch(now: dt.datetime | None = None, limit: int = 5) -> list[Delivery]:
+    """Take up to `limit` of the oldest due deliveries for this worker alone.
 
-    A delivery left in "sending" by a killed worker becomes due again once its claim expires.
+    One conditional UPDATE stamps them with a fresh token, so two workers never get the same
+    row. The claim lasts as long as sending them all may take; a delivery left behind by a
+    killed worker becomes due again when it ends.
     """
     now = now or timezone.now()
-    candidates = Delivery.objects.filter(_due(now)).order_by("next_attempt_at", "pk")
-    for pk, timeout in candidates.values_list("pk", "endpoint__timeout_seconds")[:20]:
-        # Longer than any send can take; a killed worker's delivery is due again after it.
-        until = now + dt.timedelta(seconds=timeout + settings.DELIVERY_CLAIM_MARGIN_SECONDS)
-        if Delivery.objects.filter(_due(now), pk=pk).update(claimed_until=until) == 1:
-            return Delivery.objects.select_related("endpoint", "email").get(pk=pk)
-    return None
+    due = Delivery.objects.filter(_due(now)).order_by("next_attempt_at", "pk")
+    rows = list(due.values_list("pk", "endpoint__timeout_seconds")[:limit])
+    if not rows:
+        return []
+    token = secrets.token_hex(8)
+    until = now + dt.timedelta(seconds=sum(t for _, t in rows) + settings.DELIVERY_CLAIM_MARGIN_SECONDS)
+    Delivery.objects.filter(_due(now), pk__in=[pk for pk, _ in rows]).update(claimed_until=until, claim=token)
+    claimed = Delivery.objects.filter(claim=token, claimed_until=until).select_related("endpoint", "email")
+    return list(claimed.order_by("next_attempt_at", "pk"))
+
+
+def claim_next(now: dt.datetime | None = None) -> Delivery | None:
+    batch = claim_batch(now, limit=1)
+    return batch[0] if batch else None
 
 
 def judge(endpoint: Endpoint, response: http.Response) -> Verdict:
@@ -109,10 +120,10 @@ def _rate_limited_until(endpoint: Endpoint, now: dt.datetime) -> dt.datetime | N
     return times[-1] + dt.timedelta(hours=1)
 
 
-def process(delivery: Delivery, now: dt.datetime | None = None) -> str:
+def process(delivery: Delivery, now: dt.datetime | None = None, schedule: SendingSchedule | None = None) -> str:
     """Send a claimed delivery unless the schedule or the rate limit says wait. Returns its status."""
     now = now or timezone.now()
-    schedule = SendingSchedule.load()
+    schedule = schedule or SendingSchedule.load()
     reason = blocked(schedule, now)
     if reason:
         _hold(delivery, next_opening(schedule, now), reason + " Held until sending is allowed.")
@@ -148,21 +159,29 @@ def send(delivery: Delivery, now: dt.datetime) -> str:
     endpoint = delivery.endpoint
     body = delivery.payload.encode()
     headers = signing.headers(str(endpoint.secret), delivery.webhook_id, int(time.time()), body)
-    attempt = Attempt.objects.create(delivery=delivery, started=now)
     response: http.Response | None = None
     try:
         response = http.post(endpoint.url, body, headers, endpoint.timeout_seconds)
         verdict = judge(endpoint, response)
     except http.HttpError as e:
         verdict = Verdict(False, not e.permanent, e.message)
-    attempt.outcome = "delivered" if verdict.delivered else "failed"
-    attempt.status_code = response.status_code if response else None
-    attempt.duration_ms = response.duration_ms if response else None
-    attempt.response_snippet = response.body[:500].decode("utf-8", "replace") if response else ""
-    attempt.error = "" if verdict.delivered else verdict.message
-    attempt.save()
-    _after_attempt(delivery, verdict, response, now)
+    # The claim shows the attempt in flight; the rows record how it ended, in one commit.
+    with transaction.atomic():
+        _record_attempt(delivery, verdict, response, now)
     return delivery.status
+
+
+def _record_attempt(delivery: Delivery, verdict: Verdict, response: http.Response | None, now: dt.datetime) -> None:
+    Attempt.objects.create(
+        delivery=delivery,
+        started=now,
+        outcome="delivered" if verdict.delivered else "failed",
+        status_code=response.status_code if response else None,
+        duration_ms=response.duration_ms if response else None,
+        response_snippet=response.body[:500].decode("utf-8", "replace") if response else "",
+        error="" if verdict.delivered else verdict.message,
+    )
+    _after_attempt(delivery, verdict, response, now)
 
 
 def _after_attempt(delivery: Delivery, verdict: Verdict, response: http.Response | None, now: dt.datetime) -> None:
@@ -183,7 +202,23 @@ def _after_attempt(delivery: Delivery, verdict: Verdict, response: http.Response
         delivery.reason = f"Attempt {delivery.attempt_count} failed ({verdict.message}); retrying in {delay:.0f} s."
         logger.info("CUSTOM_WEBHOOK: retrying %s in %.0f s: %s", delivery.webhook_id, delay, verdict.message)
     delivery.save()
-    sync_email(delivery)
+
+
+def sync_emails(deliveries: list[Delivery]) -> None:
+    """Reflect a batch's outcome on the emails' decisions (one query for all their statuses)."""
+    email_model = Delivery._meta.get_field("email").related_model
+    statuses: dict[int, set[str]] = {}
+    rows = Delivery.objects.filter(email_id__in={d.email_id for d in deliveries}).values_list("email_id", "status")
+    for email_id, status in rows:
+        statuses.setdefault(email_id, set()).add(status)
+    delivered = [email_id for email_id, found in statuses.items() if found == {"delivered"}]
+    if delivered:
+        email_model._default_manager.filter(pk__in=delivered).update(
+            decision="delivered", reason="Delivered to every endpoint."
+        )
+    for delivery in deliveries:
+        if statuses.get(delivery.email_id, {"delivered"}) != {"delivered"}:
+            sync_email(delivery)
 
 
 def sync_email(delivery: Delivery) -> None:

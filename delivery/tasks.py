@@ -10,9 +10,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from delivery import r2
-from delivery.models import Delivery, LinkTransfer, StoredLink
+from delivery.models import Delivery, LinkTransfer, SendingSchedule, StoredLink
 from delivery.outbox import kick_sender
-from delivery.sender import claim_next, process
+from delivery.sender import claim_batch, process, sync_emails
 
 logger = logging.getLogger(__name__)
 
@@ -22,11 +22,14 @@ def send_due(budget_seconds: float = 240) -> int:
     sent = 0
     deadline = time.monotonic() + budget_seconds
     while time.monotonic() < deadline:
-        delivery = claim_next()
-        if delivery is None:
+        batch = claim_batch()
+        if not batch:
             break
-        process(delivery)
-        sent += 1
+        schedule = SendingSchedule.load()
+        for delivery in batch:
+            process(delivery, schedule=schedule)
+            sent += 1
+        sync_emails(batch)
     return sent
 
 

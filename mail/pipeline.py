@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from delivery import outbox
 from mail import detectors, links, subjects
 from mail.models import Email, Mailbox, RawMessage
 from mail.parsing import ParsedMessage, UnparseableMessage, parse_message
@@ -152,17 +153,21 @@ def _save_all(fresh: list[tuple[Email, Fetched]]) -> list[Email]:
             else:
                 small.extend(RawMessage.chunks(email, item.raw))
         RawMessage.objects.bulk_create(small)
-        for email in emails:
-            if email.decision == "accepted":
-                hand_off(email)
+        accepted = [email for email in emails if email.decision == "accepted"]
+        for email in accepted:
+            hand_off(email, kick=False)
+        if accepted:
+            transaction.on_commit(kick_delivery)
     return emails
 
 
-def hand_off(email: Email) -> None:
+def hand_off(email: Email, kick: bool = True) -> None:
     """Give an accepted email to delivery, inside the transaction that records it."""
-    from delivery import outbox
+    outbox.plan(email, kick=kick)
 
-    outbox.plan(email)
+
+def kick_delivery() -> None:
+    outbox.kick_sender()
 
 
 def record_batch(mailbox: Mailbox, uidvalidity: int | None, items: Sequence[Fetched]) -> list[Email]:

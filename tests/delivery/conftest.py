@@ -7,7 +7,7 @@ import pytest
 from delivery.models import Endpoint, SendingSchedule
 from mail.models import Email, Mailbox
 from tests.delivery.receiver import Receiver
-from tests.mail.conftest import imap, imap_server, mailbox  # noqa: F401  (IMAP fixtures, shared)
+from tests.mail.conftest import imap, imap_server, mailbox, webhook_receiver  # noqa: F401  (shared)
 
 
 @pytest.fixture

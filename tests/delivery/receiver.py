@@ -38,6 +38,8 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # else each answer waits 40 ms for a delayed ACK
+
             def log_message(self, *args: Any) -> None:
                 pass
 

@@ -21,14 +21,14 @@ from tests.mail.test_poller import PollerThread
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-def test_an_order_email_becomes_a_signed_webhook(mailbox, imap, local_targets):
-    with Receiver() as receiver:
-        endpoint = Endpoint.objects.create(name="app", url=receiver.url, is_default=True)
-        with PollerThread(mailbox):
-            wait_until(lambda: mailbox.__class__.objects.get().last_good_cycle, message="first cycle")
-            imap.append(eml("recadrage_dropbox_folder.eml"))
-            wait_until(lambda: receiver.received, message="webhook received")
-        payload = Webhook(str(endpoint.secret)).verify(receiver.received[0].body, receiver.received[0].headers)
+def test_an_order_email_becomes_a_signed_webhook(mailbox, imap, webhook_receiver):
+    receiver = webhook_receiver
+    with PollerThread(mailbox):
+        wait_until(lambda: mailbox.__class__.objects.get().last_good_cycle, message="first cycle")
+        imap.append(eml("recadrage_dropbox_folder.eml"))
+        wait_until(lambda: receiver.received, message="webhook received")
+    secret = str(Endpoint.objects.get().secret)
+    payload = Webhook(secret).verify(receiver.received[0].body, receiver.received[0].headers)
     assert payload["detector"] == "recadrage"
     assert payload["delivery_time"] == "le 03/09/2026 à 09h05"
     assert payload["delivery_links"] == [

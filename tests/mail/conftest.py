@@ -7,12 +7,14 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from imapclient import IMAPClient
 
 from mail.models import Mailbox
 from tests.conftest import ROOT
+from tests.delivery.receiver import Receiver
 
 IMAP_TOOL = Path(os.environ.get("IMAP_TEST_SERVER", str(ROOT.parent / "shared" / "tools" / "imap-test-server")))
 
@@ -97,7 +99,19 @@ def always_active(**fields: object) -> dict[str, object]:
 
 
 @pytest.fixture
-def mailbox(db: None, imap: ImapAccount) -> Mailbox:
+def webhook_receiver(db: None, settings: Any) -> Iterator[Receiver]:
+    """A default endpoint on a local receiver, so accepted mail is really handed on."""
+    from delivery.models import Endpoint
+    from tests.delivery.receiver import Receiver
+
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    with Receiver() as receiver:
+        Endpoint.objects.create(name="app", url=receiver.url, is_default=True)
+        yield receiver
+
+
+@pytest.fixture
+def mailbox(db: None, imap: ImapAccount, webhook_receiver: Receiver) -> Mailbox:
     return Mailbox.objects.create(
         **always_active(
             name="orders",

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def box() -> Mailbox:
+def box(webhook_receiver) -> Mailbox:
     return Mailbox.objects.create(name="orders", host="imap.example", username="u", password="p")
 
 
@@ -62,6 +62,11 @@ def test_allowed_senders_are_compared_without_case(box):
     assert record(box, eml("recadrage_dropbox_folder.eml"))[0].decision == "accepted"
 
 
+def test_an_accepted_email_without_links_is_not_sent(box):
+    [email] = record(box, eml("desabo_urgent.eml"))
+    assert email.decision == "skipped_no_links"
+
+
 def test_a_reply_is_skipped(box):
     [email] = record(box, eml("reply_lot42.eml"))
     assert email.decision == "skipped_reply"
@@ -80,7 +85,8 @@ def test_a_lot_group_is_handled_once(box):
 
 
 def test_subjects_without_a_lot_are_not_grouped(box):
-    emails = record(box, message("Dispo ?", "a", msgid="<a@x>"), message("Dispo ?", "b", msgid="<b@x>"))
+    first = message("Dispo ?", "https://fromsmash.com/Aaaa1", msgid="<a@x>")
+    emails = record(box, first, message("Dispo ?", "https://fromsmash.com/Bbbb2", msgid="<b@x>"))
     assert [e.decision for e in emails] == ["accepted", "accepted"]
 
 
@@ -88,14 +94,14 @@ def test_monthly_groups_allow_the_same_lot_next_month(box, time_machine):
     box.subject_group_monthly = True
     box.save()
     time_machine.move_to(dt.datetime(2026, 10, 31, 12, tzinfo=dt.UTC))
-    record(box, message("Lot 60 photos", "x", msgid="<l60a@x>"))
+    record(box, message("Lot 60 photos", "https://fromsmash.com/Lot60a", msgid="<l60a@x>"))
     time_machine.move_to(dt.datetime(2026, 11, 2, 12, tzinfo=dt.UTC))
-    [email] = record(box, message("Lot 60 photos", "y", msgid="<l60b@x>"))
+    [email] = record(box, message("Lot 60 photos", "https://fromsmash.com/Lot60b", msgid="<l60b@x>"))
     assert email.decision == "accepted" and email.subject_group == "2026-11:lot_60"
 
 
 def test_an_unparseable_message_gets_its_own_row_and_does_not_block_the_others(box):
-    emails = record(box, b"", eml("desabo_urgent.eml"))
+    emails = record(box, b"", eml("desabo_html_only.eml"))
     assert [e.decision for e in emails] == ["unparseable", "accepted"]
     assert emails[0].identity.startswith("sha256:")
     assert "could not be parsed" in emails[0].reason

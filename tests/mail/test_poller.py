@@ -57,9 +57,9 @@ def test_it_records_new_mail_pushed_by_idle_and_flags_it_seen(mailbox, imap):
 
 
 def test_a_message_read_by_a_person_before_polling_is_still_processed(mailbox, imap):
-    imap.append(eml("desabo_urgent.eml"), flags=(b"\\Seen",))
+    imap.append(eml("desabo_html_only.eml"), flags=(b"\\Seen",))
     call_command("poll", once=True)
-    assert Email.objects.get().decision == "accepted"
+    assert Email.objects.get().decision == "delivered"
 
 
 def test_mail_from_outside_the_allow_list_stays_unread(mailbox, imap):
@@ -68,7 +68,7 @@ def test_mail_from_outside_the_allow_list_stays_unread(mailbox, imap):
     imap.append(eml("wetransfer_notification.eml"))
     imap.append(eml("recadrage_dropbox_folder.eml"))
     call_command("poll", once=True)
-    assert sorted(Email.objects.values_list("decision", flat=True)) == ["accepted", "skipped_sender"]
+    assert sorted(Email.objects.values_list("decision", flat=True)) == ["delivered", "skipped_sender"]
     assert sorted(imap.flags().values()) == [(), (b"\\Seen",)]
 
 
