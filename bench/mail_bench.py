@@ -92,16 +92,23 @@ class Account:
         c = self.client()
         c.select_folder("INBOX")
         uids = c.search(["ALL"])
-        if uids:
-            c.delete_messages(uids)
-            c.expunge()
+        for start in range(0, len(uids), 1000):
+            c.delete_messages(uids[start : start + 1000])
+        c.expunge()
         c.logout()
 
 
 def fresh_mailbox(account: Account) -> Mailbox:
+    import datetime as dt
+
+    from delivery.models import Delivery, Endpoint
+
+    Delivery.objects.all().delete()
     Email.objects.all().delete()
     Mailbox.objects.only("pk").delete()
-    import datetime as dt
+    # A default endpoint, so ingestion includes writing the outbox rows (nothing sends them here).
+    Endpoint.objects.only("pk").delete()
+    Endpoint.objects.create(name="bench", url="https://receiver.invalid/hook", is_default=True)
 
     return Mailbox.objects.create(
         name="bench",

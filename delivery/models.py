@@ -6,7 +6,6 @@ import re
 import secrets
 import uuid
 import zoneinfo
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -29,6 +28,10 @@ DELIVERY_STATUSES = (
 )
 WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _TIME_RE = re.compile(r"^(\d{1,2})[h:](\d{2})$", re.I)
+
+
+def new_webhook_id() -> str:
+    return f"msg_{uuid.uuid4().hex}"
 
 
 def new_signing_secret() -> str:
@@ -190,7 +193,7 @@ class RuleCondition(models.Model):
 class Delivery(models.Model):
     """One email to one endpoint: the outbox row. Its webhook_id is stable across retries."""
 
-    webhook_id = models.CharField(max_length=64, unique=True, editable=False)
+    webhook_id = models.CharField(max_length=64, unique=True, editable=False, default=new_webhook_id)
     email = models.ForeignKey("mail.Email", on_delete=models.CASCADE, related_name="deliveries")
     endpoint = models.ForeignKey(Endpoint, on_delete=models.PROTECT, related_name="deliveries")
     routing_rule = models.JSONField(null=True, blank=True)
@@ -217,11 +220,6 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.webhook_id} → {self.endpoint_id} ({self.status})"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self.webhook_id:
-            self.webhook_id = f"msg_{uuid.uuid4().hex}"
-        super().save(*args, **kwargs)
 
 
 class Attempt(models.Model):

@@ -24,54 +24,67 @@ logger = logging.getLogger(__name__)
 EMAIL_FIELDS = ["decision", "reason", "held_until"]
 
 
+class Planner:
+    """Decides where accepted emails go, loading the schedule and the rules once per batch."""
+
+    def __init__(self) -> None:
+        self.now = timezone.now()
+        self.schedule = SendingSchedule.load()
+        self.rules = routing.active_rules()
+        self.defaults = routing.default_endpoints()
+
+    def decide(self, email: Any) -> list[Delivery]:
+        """Set the email's decision and return its (unsaved) Delivery rows."""
+        if not email.links and not settings.ALLOW_CUSTOM_WEBHOOK_WITHOUT_LINKS:
+            _set(email, "skipped_no_links", "No delivery links (ALLOW_CUSTOM_WEBHOOK_WITHOUT_LINKS is off).")
+            return []
+        result = outcome(self.schedule, self.now, email.detector, email.urgent)
+        if result.action == "skip":
+            _set(email, "skipped_outside_window", result.reason)
+            return []
+        endpoints, rule = routing.targets(email, self.rules, self.defaults)
+        if not endpoints:
+            _set(email, "skipped_no_endpoint", "No enabled endpoint receives this email.")
+            return []
+        rule_info = {"id": rule.pk, "name": rule.name, "priority": rule.priority} if rule else None
+        held = result.action == "hold"
+        names = ", ".join(e.name for e in endpoints)
+        if held:
+            email.held_until = result.release_at
+            _set(email, "held", f"{result.reason} To: {names}.")
+        else:
+            _set(email, "accepted", f"{email.reason} {result.reason} To: {names}.")
+        return [
+            Delivery(
+                endpoint=endpoint,
+                routing_rule=rule_info,
+                status="held" if held else "pending",
+                wait_for_window=result.wait_for_window,
+                next_attempt_at=result.release_at if held else self.now,
+                reason=result.reason,
+            )
+            for endpoint in endpoints
+        ]
+
+
 def plan(email: Any, kick: bool = True) -> list[Delivery]:
-    """Create the Delivery rows of an accepted email and set its decision.
+    """Decide on one saved, accepted email and create its Delivery rows.
 
     The sender job is enqueued when the transaction commits (`kick=False`: the caller
     enqueues it once for a whole batch).
     """
-    if not email.links and not settings.ALLOW_CUSTOM_WEBHOOK_WITHOUT_LINKS:
-        _decide(email, "skipped_no_links", "No delivery links (ALLOW_CUSTOM_WEBHOOK_WITHOUT_LINKS is off).")
-        return []
-    now = timezone.now()
-    result = outcome(SendingSchedule.load(), now, email.detector, email.urgent)
-    if result.action == "skip":
-        _decide(email, "skipped_outside_window", result.reason)
-        return []
-    endpoints, rule = routing.targets(email)
-    if not endpoints:
-        _decide(email, "skipped_no_endpoint", "No enabled endpoint receives this email.")
-        return []
-    rule_info = {"id": rule.pk, "name": rule.name, "priority": rule.priority} if rule else None
-    held = result.action == "hold"
-    deliveries = [
-        Delivery(
-            email=email,
-            endpoint=endpoint,
-            routing_rule=rule_info,
-            status="held" if held else "pending",
-            wait_for_window=result.wait_for_window,
-            next_attempt_at=result.release_at if held else now,
-            reason=result.reason,
-        )
-        for endpoint in endpoints
-    ]
+    deliveries = Planner().decide(email)
+    email.save(update_fields=EMAIL_FIELDS)
     for delivery in deliveries:
-        delivery.save()
-    names = ", ".join(e.name for e in endpoints)
-    if held:
-        email.held_until = result.release_at
-        _decide(email, "held", f"{result.reason} To: {names}.")
-    else:
-        _decide(email, "accepted", f"{email.reason} {result.reason} To: {names}.")
-    if kick:
+        delivery.email = email
+    Delivery.objects.bulk_create(deliveries)
+    if kick and deliveries:
         transaction.on_commit(kick_sender)
     return deliveries
 
 
-def _decide(email: Any, decision: str, reason: str) -> None:
+def _set(email: Any, decision: str, reason: str) -> None:
     email.decision, email.reason = decision, reason.strip()
-    email.save(update_fields=EMAIL_FIELDS)
 
 
 def kick_sender() -> None:

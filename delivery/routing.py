@@ -39,20 +39,30 @@ def condition_matches(condition: RuleCondition, email: Routable) -> bool:
     return value == text if condition.operator == "equals" else value in text
 
 
-def matching_rule(email: Routable) -> RoutingRule | None:
-    rules = RoutingRule.objects.filter(enabled=True, endpoint__enabled=True).prefetch_related("conditions")
-    for rule in rules.select_related("endpoint"):
+def active_rules() -> list[RoutingRule]:
+    rules = RoutingRule.objects.filter(enabled=True, endpoint__enabled=True).select_related("endpoint")
+    return list(rules.prefetch_related("conditions"))
+
+
+def default_endpoints() -> list[Endpoint]:
+    return list(Endpoint.objects.filter(enabled=True, is_default=True))
+
+
+def matching_rule(email: Routable, rules: list[RoutingRule]) -> RoutingRule | None:
+    for rule in rules:
         conditions = list(rule.conditions.all())
         if conditions and all(condition_matches(c, email) for c in conditions):
             return rule
     return None
 
 
-def targets(email: Routable) -> tuple[list[Endpoint], RoutingRule | None]:
+def targets(
+    email: Routable, rules: list[RoutingRule], defaults: list[Endpoint]
+) -> tuple[list[Endpoint], RoutingRule | None]:
     """The endpoints for an email: the first matching rule's, plus the defaults unless it stops."""
-    rule = matching_rule(email)
+    rule = matching_rule(email, rules)
     endpoints = [rule.endpoint] if rule else []
     if rule is None or not rule.stop_processing:
-        endpoints += list(Endpoint.objects.filter(enabled=True, is_default=True))
+        endpoints += defaults
     unique = {e.pk: e for e in endpoints}
     return list(unique.values()), rule

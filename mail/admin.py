@@ -24,30 +24,8 @@ class MailboxForm(forms.ModelForm):  # type: ignore[type-arg]
 
     class Meta:
         model = Mailbox
-        fields = (
-            "name",
-            "enabled",
-            "host",
-            "port",
-            "use_ssl",
-            "username",
-            "password",
-            "folder",
-            "allowed_senders",
-            "subject_group_dedup",
-            "subject_group_monthly",
-            "timezone",
-            "active_days",
-            "active_start",
-            "active_end",
-            "vacation_start",
-            "vacation_end",
-            "mode",
-            "poll_interval_seconds",
-            "inactive_interval_seconds",
-            "mark_seen",
-            "flag_keyword",
-        )
+        # The admin builds the form from MailboxAdmin.fieldsets; this only names the field set here.
+        fields = ("password",)
 
     def clean_password(self) -> str:
         password: str = self.cleaned_data["password"]

@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from delivery import outbox
+from delivery.models import Delivery
 from mail import detectors, links, subjects
 from mail.models import Email, Mailbox, RawMessage
 from mail.parsing import ParsedMessage, UnparseableMessage, parse_message
@@ -141,7 +142,9 @@ def _save(email: Email, item: Fetched) -> bool:
 
 
 def _save_all(fresh: list[tuple[Email, Fetched]]) -> list[Email]:
-    """Insert a batch in one transaction: rows, raw bytes, then deliveries."""
+    """Insert a batch in one transaction: rows, raw bytes, and deliveries (the outbox)."""
+    planner = outbox.Planner()
+    planned = {id(email): planner.decide(email) for email, _ in fresh if email.decision == "accepted"}
     with transaction.atomic():
         emails = Email.objects.bulk_create([email for email, _ in fresh])
         small: list[RawMessage] = []
@@ -153,17 +156,22 @@ def _save_all(fresh: list[tuple[Email, Fetched]]) -> list[Email]:
             else:
                 small.extend(RawMessage.chunks(email, item.raw))
         RawMessage.objects.bulk_create(small)
-        accepted = [email for email in emails if email.decision == "accepted"]
-        for email in accepted:
-            hand_off(email, kick=False)
-        if accepted:
+        deliveries = [d for email in emails for d in _attach(planned.get(id(email), []), email)]
+        if deliveries:
+            Delivery.objects.bulk_create(deliveries)
             transaction.on_commit(kick_delivery)
     return emails
 
 
-def hand_off(email: Email, kick: bool = True) -> None:
-    """Give an accepted email to delivery, inside the transaction that records it."""
-    outbox.plan(email, kick=kick)
+def _attach(deliveries: list[Delivery], email: Email) -> list[Delivery]:
+    for delivery in deliveries:
+        delivery.email = email
+    return deliveries
+
+
+def hand_off(email: Email) -> None:
+    """Give one saved, accepted email to delivery, inside the transaction that records it."""
+    outbox.plan(email)
 
 
 def kick_delivery() -> None:

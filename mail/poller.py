@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 BATCH_BYTES = 8 * 1024 * 1024
 BATCH_MESSAGES = 200
 CHUNK_BYTES = 2 * 1024 * 1024
+CONNECTION_FIELDS = ("host", "port", "use_ssl", "username", "password", "folder", "mode")
 SEEN = b"\\Seen"
 
 
@@ -174,13 +175,22 @@ class Poller:
             with contextlib.suppress(*imap.IMAP_ERRORS):
                 client.idle_done()
 
+    def _settings_changed(self) -> bool:
+        """Reload the mailbox (the admin may have edited it); True when the connection must be redone."""
+        before = {f: getattr(self.mailbox, f) for f in CONNECTION_FIELDS}
+        try:
+            self.mailbox.refresh_from_db()
+        except Mailbox.DoesNotExist:
+            return True
+        return not self.mailbox.enabled or before != {f: getattr(self.mailbox, f) for f in CONNECTION_FIELDS}
+
     def serve_connected(self, client: IMAPClient, until: float) -> None:
         info = client.select_folder(self.mailbox.folder)
         uidvalidity = int(info[b"UIDVALIDITY"])
         use_idle = self.mailbox.mode == "idle" and b"IDLE" in client.capabilities()
         while not self.stop.is_set() and time.monotonic() < until:
             self.sync(client, uidvalidity)
-            if not self.active():
+            if not self.active() or self._settings_changed():
                 return
             if use_idle:
                 self.idle(client, until)
@@ -198,7 +208,11 @@ class Poller:
         while not self.stop.is_set() and time.monotonic() < until:
             if not connection.in_atomic_block:
                 close_old_connections()
-            self.mailbox.refresh_from_db()
+            try:
+                self.mailbox.refresh_from_db()
+            except Mailbox.DoesNotExist:
+                logger.info("BG_POLLER: mailbox %s was deleted; stopping", self.mailbox)
+                return
             if not self.mailbox.enabled:
                 logger.info("BG_POLLER: mailbox %s is disabled; stopping", self.mailbox)
                 return

@@ -213,7 +213,7 @@ def test_a_killed_lease_holder_is_replaced_within_one_lease_period(mailbox, imap
     killed_at = time.monotonic()
     imap.append(eml("desabo_urgent.eml"))
     wait_until(lambda: Email.objects.exists(), timeout=20, message="email recorded by the second poller")
-    assert time.monotonic() - killed_at < 3 + 2  # lease period + reconnect and fetch
+    assert time.monotonic() - killed_at < 3 + 4  # lease period, plus connecting and fetching on a busy machine
     assert f"pid={second.pid}" in holder("orders")
 
 
@@ -272,3 +272,19 @@ def test_sigterm_releases_the_lease_and_exits_cleanly(mailbox, pollers):
     assert "Poller stopped." in out
     assert holder("orders") == ""
     assert os.path.exists(ROOT / "manage.py")
+
+
+def test_a_session_ends_cleanly_when_its_mailbox_is_deleted(mailbox):
+    with PollerThread(mailbox) as poller:
+        wait_until(lambda: Mailbox.objects.get().last_good_cycle, message="first cycle")
+        Mailbox.objects.all().delete()
+        poller.thread.join(timeout=90)
+        assert not poller.thread.is_alive()
+
+
+def test_admin_edits_reach_a_running_session(mailbox, imap):
+    with PollerThread(mailbox) as poller:
+        wait_until(lambda: Mailbox.objects.get().last_good_cycle, message="first cycle")
+        Mailbox.objects.update(enabled=False)
+        poller.thread.join(timeout=90)
+        assert not poller.thread.is_alive()

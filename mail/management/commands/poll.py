@@ -74,8 +74,7 @@ class Command(BaseCommand):
         try:
             while not self.stop.is_set():
                 run_session(box, self.stop, wait_for_lease=float("inf"), ignore_schedule=ignore_schedule)
-                box.refresh_from_db()
-                if not box.enabled:
+                if not Mailbox.objects.filter(pk=box.pk, enabled=True).exists():
                     return
         finally:
             connections.close_all()
