@@ -127,51 +127,51 @@ def _parse_all(mailbox: Mailbox, items: Sequence[Fetched], uidvalidity: int | No
     return emails
 
 
-def _save(email: Email, item: Fetched) -> bool:
-    """Insert the row (and its raw bytes, and its deliveries); False when it already exists."""
+Planned = dict[int, list[Delivery]]
+
+
+def _save(email: Email, item: Fetched, deliveries: list[Delivery]) -> bool:
+    """Insert one row, its raw bytes and its deliveries; False when it already exists."""
     try:
         with transaction.atomic():
             email.save()
-            if email.decision != "skipped_sender":
-                RawMessage.store(email, item.raw)
-            if email.decision == "accepted":
-                hand_off(email)
+            _store_raw([(email, item)])
+            _store_deliveries([email], {id(email): deliveries})
     except IntegrityError:
         return False
     return True
 
 
-def _save_all(fresh: list[tuple[Email, Fetched]]) -> list[Email]:
+def _save_all(fresh: list[tuple[Email, Fetched]], planned: Planned) -> list[Email]:
     """Insert a batch in one transaction: rows, raw bytes, and deliveries (the outbox)."""
-    planner = outbox.Planner()
-    planned = {id(email): planner.decide(email) for email, _ in fresh if email.decision == "accepted"}
     with transaction.atomic():
         emails = Email.objects.bulk_create([email for email, _ in fresh])
-        small: list[RawMessage] = []
-        for email, item in fresh:
-            if email.decision == "skipped_sender":
-                continue
-            if len(item.raw) > RawMessage.CHUNK_BYTES:
-                RawMessage.store(email, item.raw)  # chunk by chunk: memory stays bounded
-            else:
-                small.extend(RawMessage.chunks(email, item.raw))
-        RawMessage.objects.bulk_create(small)
-        deliveries = [d for email in emails for d in _attach(planned.get(id(email), []), email)]
-        if deliveries:
-            Delivery.objects.bulk_create(deliveries)
-            transaction.on_commit(kick_delivery)
+        _store_raw(fresh)
+        _store_deliveries(emails, planned)
     return emails
 
 
-def _attach(deliveries: list[Delivery], email: Email) -> list[Delivery]:
-    for delivery in deliveries:
-        delivery.email = email
-    return deliveries
+def _store_raw(fresh: list[tuple[Email, Fetched]]) -> None:
+    small: list[RawMessage] = []
+    for email, item in fresh:
+        if email.decision == "skipped_sender":
+            continue  # mail outside the allow-list is not kept
+        if len(item.raw) > RawMessage.CHUNK_BYTES:
+            RawMessage.store(email, item.raw)  # chunk by chunk: memory stays bounded
+        else:
+            small.extend(RawMessage.chunks(email, item.raw))
+    RawMessage.objects.bulk_create(small)
 
 
-def hand_off(email: Email) -> None:
-    """Give one saved, accepted email to delivery, inside the transaction that records it."""
-    outbox.plan(email)
+def _store_deliveries(emails: list[Email], planned: Planned) -> None:
+    deliveries = []
+    for email in emails:
+        for delivery in planned.get(id(email), []):
+            delivery.email = email
+            deliveries.append(delivery)
+    if deliveries:
+        Delivery.objects.bulk_create(deliveries)
+        transaction.on_commit(kick_delivery)
 
 
 def kick_delivery() -> None:
@@ -202,11 +202,14 @@ def record_batch(mailbox: Mailbox, uidvalidity: int | None, items: Sequence[Fetc
         if email.decision != "unparseable":
             decide(email, mailbox, now, handled)
         fresh.append((email, item))
+    # Where accepted mail goes is decided before the insert, so each row is written once.
+    planner = outbox.Planner()
+    planned: Planned = {id(e): planner.decide(e) for e, _ in fresh if e.decision == "accepted"}
     try:
-        created = _save_all(fresh)
+        created = _save_all(fresh, planned)
     except IntegrityError:
         # Another writer recorded one of these meanwhile: save one by one, skipping it.
-        created = [email for email, item in fresh if _save(email, item)]
+        created = [email for email, item in fresh if _save(email, item, planned.get(id(email), []))]
     for email in created:
         logger.info(
             "POLLER: email %s from %s: %s (%s)",

@@ -159,3 +159,25 @@ def test_fuzzed_messages_never_crash_a_batch(box, raws):
     emails = record_batch(box, 1, [Fetched(None, raw) for raw in raws])
     for email in emails:
         assert email.pk and email.decision and email.reason
+
+
+def test_when_another_writer_got_there_first_the_rest_is_still_recorded_with_deliveries(box):
+    from delivery.models import Delivery
+
+    first = message("Lot 70", "https://fromsmash.com/Lot70a", msgid="<l70@x>")
+    second = message("Lot 71", "https://fromsmash.com/Lot71a", msgid="<l71@x>")
+    record(box, first)  # as if a concurrent writer recorded it after this batch looked
+    # Email is the model the pipeline queries (imported at the top of this file).
+
+    original = Email.objects.filter
+    with pytest.MonkeyPatch.context() as m:
+        # The batch's "already known" lookup misses it, so the bulk insert hits the constraint.
+        m.setattr(
+            Email.objects,
+            "filter",
+            lambda *a, **k: original(pk=-1) if "identity__in" in k else original(*a, **k),
+        )
+        created = record_batch(box, 1, [Fetched(10, first), Fetched(11, second)])
+    assert [e.subject for e in created] == ["Lot 71"]
+    assert Delivery.objects.filter(email=created[0]).count() == 1
+    assert Email.objects.count() == 2
