@@ -24,6 +24,16 @@ from delivery.schedule import blocked, in_window, next_opening
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {408, 425, 429}
+RESULT_FIELDS = [
+    "attempt_count",
+    "claimed_until",
+    "status",
+    "delivered_at",
+    "last_error",
+    "reason",
+    "next_attempt_at",
+    "payload",
+]
 
 
 @dataclass
@@ -201,7 +211,7 @@ def _after_attempt(delivery: Delivery, verdict: Verdict, response: http.Response
         delivery.next_attempt_at = now + dt.timedelta(seconds=delay)
         delivery.reason = f"Attempt {delivery.attempt_count} failed ({verdict.message}); retrying in {delay:.0f} s."
         logger.info("CUSTOM_WEBHOOK: retrying %s in %.0f s: %s", delivery.webhook_id, delay, verdict.message)
-    delivery.save()
+    delivery.save(update_fields=RESULT_FIELDS)
 
 
 def sync_emails(deliveries: list[Delivery]) -> None:
