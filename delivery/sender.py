@@ -116,7 +116,6 @@ def next_delay(attempt_count: int, response: http.Response | None) -> float | No
 def _hold(delivery: Delivery, release: dt.datetime | None, reason: str) -> None:
     delivery.status, delivery.next_attempt_at, delivery.reason, delivery.claimed_until = "held", release, reason, None
     delivery.save(update_fields=["status", "next_attempt_at", "reason", "claimed_until"])
-    sync_email(delivery)
 
 
 def _rate_limited_until(endpoint: Endpoint, now: dt.datetime) -> dt.datetime | None:
@@ -227,17 +226,15 @@ def sync_emails(deliveries: list[Delivery]) -> None:
             decision="delivered", reason="Delivered to every endpoint."
         )
     for delivery in deliveries:
-        if statuses.get(delivery.email_id, {"delivered"}) != {"delivered"}:
-            sync_email(delivery)
+        found = statuses.get(delivery.email_id, {"delivered"})
+        if found != {"delivered"}:
+            _sync_email(delivery, found)
 
 
-def sync_email(delivery: Delivery) -> None:
-    """Reflect the deliveries' state on their email's decision."""
+def _sync_email(delivery: Delivery, statuses: set[str]) -> None:
+    """Reflect the statuses of an email's deliveries on its decision."""
     email = delivery.email
-    statuses = set(Delivery.objects.filter(email_id=email.pk).values_list("status", flat=True))
-    if statuses == {"delivered"}:
-        email.decision, email.reason = "delivered", "Delivered to every endpoint."
-    elif "failed" in statuses:
+    if "failed" in statuses:
         email.decision, email.reason = "failed", delivery.reason if delivery.status == "failed" else email.reason
     elif "held" in statuses:
         email.decision, email.held_until = "held", delivery.next_attempt_at

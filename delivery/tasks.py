@@ -49,8 +49,3 @@ def purge_stored_links() -> int:
         return 0
     deleted, _ = StoredLink.objects.filter(created__lt=timezone.now() - dt.timedelta(days=days)).delete()
     return deleted
-
-
-def release_held() -> int:
-    """Make held deliveries without a release time due again, so they re-check the schedule."""
-    return Delivery.objects.filter(status="held", next_attempt_at__isnull=True).update(next_attempt_at=timezone.now())
