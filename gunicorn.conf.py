@@ -28,3 +28,5 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
 preload_app = False
 # The control socket is not used (reloads are by SIGHUP); it would need a writable $HOME.
 control_socket_disable = True
+# The access log never shows the token of a sign-in link.
+logger_class = "signalserver.gunicorn_logging.RedactingLogger"

@@ -79,6 +79,8 @@ class Endpoint(models.Model):
     success_rule = models.CharField(max_length=20, choices=SUCCESS_RULES, default="2xx")
     include_email_content = models.BooleanField(default=True, help_text="Send the full text as email_content.")
     created = models.DateTimeField(default=now)
+    last_test_result = models.TextField(blank=True, editable=False)
+    last_test_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]

@@ -36,6 +36,21 @@ RESULT_FIELDS = [
 ]
 
 
+TEST_PAYLOAD = {
+    "microsoft_graph_email_id": "test-webhook",
+    "subject": "Média Solution - Missions Recadrage - Lot 0 (test)",
+    "receivedDateTime": "",
+    "sender_address": "signalserver test <test@signalserver.invalid>",
+    "sender_email": "test@signalserver.invalid",
+    "bodyPreview": "Test webhook from signalserver",
+    "email_content": "Test webhook from signalserver",
+    "detector": "recadrage",
+    "delivery_time": "09h00",
+    "webhooks_time_start": "maintenant",
+    "delivery_links": [{"provider": "dropbox", "raw_url": "https://www.dropbox.com/scl/fo/test/test?rlkey=test&dl=0"}],
+}
+
+
 @dataclass
 class Verdict:
     delivered: bool
@@ -250,3 +265,24 @@ def resend(deliveries: list[Delivery]) -> int:
     return Delivery.objects.filter(pk__in=pks).update(
         status="pending", next_attempt_at=timezone.now(), attempt_count=0, claimed_until=None
     )
+
+
+def test_request(endpoint: Endpoint) -> tuple[bytes, dict[str, str]]:
+    """The body and signed headers of a test webhook (id `msg_test_<time>`, never a real delivery's)."""
+    body = json.dumps(TEST_PAYLOAD, ensure_ascii=False).encode()
+    stamp = int(time.time())
+    return body, signing.headers(str(endpoint.secret), f"msg_test_{stamp}", stamp, body)
+
+
+def send_test(endpoint: Endpoint) -> str:
+    """Send a signed test webhook; a one-line result, also recorded on the endpoint."""
+    body, headers = test_request(endpoint)
+    try:
+        response = http.post(endpoint.url, body, headers, endpoint.timeout_seconds)
+        verdict = judge(endpoint, response)
+        result = f"{'OK' if verdict.delivered else 'Refused'}: {verdict.message} in {response.duration_ms} ms"
+    except http.HttpError as e:
+        result = f"Not sent: {e.message}"
+    Endpoint.objects.filter(pk=endpoint.pk).update(last_test_result=result, last_test_at=timezone.now())
+    logger.info("CUSTOM_WEBHOOK: test webhook to %s: %s", endpoint, result)
+    return result

@@ -10,9 +10,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from delivery import r2
-from delivery.models import Delivery, LinkTransfer, SendingSchedule, StoredLink
+from delivery.models import Delivery, Endpoint, LinkTransfer, SendingSchedule, StoredLink
 from delivery.outbox import kick_sender
-from delivery.sender import claim_batch, process, sync_emails
+from delivery.sender import claim_batch, process, send_test, sync_emails
 
 logger = logging.getLogger(__name__)
 
@@ -49,3 +49,8 @@ def purge_stored_links() -> int:
         return 0
     deleted, _ = StoredLink.objects.filter(created__lt=timezone.now() - dt.timedelta(days=days)).delete()
     return deleted
+
+
+def send_test_webhook(endpoint_id: int) -> str:
+    endpoint = Endpoint.objects.filter(pk=endpoint_id).first()
+    return send_test(endpoint) if endpoint else f"Endpoint {endpoint_id} no longer exists"

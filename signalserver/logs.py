@@ -7,6 +7,7 @@ import contextvars
 import datetime as dt
 import json
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,14 @@ _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("log_c
 
 # Attributes every LogRecord has; anything else on a record was passed with `extra=`.
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
+
+
+# Sign-in link tokens travel in URL paths; request logs must not carry them.
+_MAGIC_PATH = re.compile(r"(/login/magic/)[^\s/?#'\"]+")
+
+
+def redact(text: str) -> str:
+    return _MAGIC_PATH.sub(r"\1[redacted]", text)
 
 
 @contextlib.contextmanager
@@ -33,6 +42,9 @@ def current_context() -> dict[str, str]:
 
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/login/magic/" in message:
+            record.msg, record.args = redact(message), ()
         context = _context.get()
         for key, value in context.items():
             if not hasattr(record, key):
@@ -55,7 +67,7 @@ class JsonFormatter(logging.Formatter):
             entry["request_id"] = request_id
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                entry[key] = value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+                entry[key] = value if isinstance(value, (int, float, bool)) or value is None else redact(str(value))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

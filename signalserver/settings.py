@@ -257,6 +257,20 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, 300)
 CSRF_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_HTTPONLY = True
+# Messages stay on the server: some carry a secret that is shown once.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
+# Accounts: operators are Django users; they sign in by password or magic link
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+MAGIC_LINK_TTL_SECONDS = env_int("MAGIC_LINK_TTL_SECONDS", 900, 60)
+# Failed password logins: after LOGIN_FAILURE_LIMIT within the window, from one address or
+# for one username, logins wait until the oldest failure leaves the window.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, 1)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 300, 10)
+# Behind a proxy (Render, nginx) the client address is the last one it adds to X-Forwarded-For.
+TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", True)
 
 # Logging: JSON lines in production, readable text in development
 LOG_LEVEL = env_str("LOG_LEVEL", env_str("FLASK_LOG_LEVEL", "INFO")).upper()

@@ -3,15 +3,25 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import path
 
-from signalserver import views
+from signalserver import accounts, dashboard, views
 
 admin.site.site_header = "signalserver"
 admin.site.site_title = "signalserver"
 
 urlpatterns = [
+    path("", dashboard.index, name="dashboard"),
+    path("dashboard/mailboxes/<int:pk>/check", dashboard.check_mailbox, name="dashboard-check-mailbox"),
+    path("dashboard/deliveries/<int:pk>/resend", dashboard.resend_delivery, name="dashboard-resend"),
+    path("dashboard/test-webhook", dashboard.send_test_webhook, name="dashboard-test-webhook"),
+    path("dashboard/magic-links", dashboard.create_magic_link, name="dashboard-magic-link"),
+    path("login", accounts.login, name="login"),
+    path("logout", accounts.logout, name="logout"),
+    path("login/magic/<str:token>", accounts.magic_link, name="magic-link"),
     path("health", views.health, name="health"),
     path("health/live", views.health_live, name="health-live"),
     path("api/ping", views.ping, name="ping"),
     path("api/test-r2", views.test_r2, name="test-r2"),
+    # The admin signs in through the same throttled form.
+    path("admin/login/", accounts.login),
     path("admin/", admin.site.urls),
 ]

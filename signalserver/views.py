@@ -4,7 +4,6 @@ import datetime as dt
 
 from django import forms
 from django.conf import settings
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
@@ -12,6 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from delivery import http, r2
 from delivery.models import StoredLink
 from mail.links import provider_of
+from signalserver.accounts import staff_or_token
 from signalserver.health import run_checks
 
 
@@ -47,9 +47,12 @@ class TestR2Form(forms.Form):
 
 
 @require_POST
-@staff_member_required
-def test_r2(request: HttpRequest) -> JsonResponse:
-    """Offload one URL through the R2 Worker now (the deployment notes' post-deploy check)."""
+@staff_or_token("test_r2")
+def test_r2(request: HttpRequest) -> HttpResponse:
+    """Offload one URL through the R2 Worker now (the deployment notes' post-deploy check).
+
+    For a signed-in staff operator, or a caller with an API token of scope test_r2.
+    """
     if not settings.R2_FETCH_ENABLED:
         return JsonResponse({"error": "R2 offload is not configured (R2_FETCH_ENABLED, _ENDPOINT, _TOKEN)"}, status=503)
     form = TestR2Form(request.POST)

@@ -11,6 +11,7 @@ from delivery import r2
 from delivery.models import Delivery, LinkTransfer, StoredLink
 from delivery.outbox import plan
 from delivery.tasks import send_due
+from signalserver.models import ApiToken
 from tests.delivery.conftest import make_email
 from tests.delivery.receiver import Receiver, Reply
 
@@ -161,5 +162,35 @@ def test_the_post_deploy_check_offloads_one_url(admin_client, worker):
     assert failed.status_code == 502 and "401" in failed.json()["error"]
 
 
-def test_the_post_deploy_check_needs_an_operator(client, worker):
-    assert client.post("/api/test-r2", {"url": FOLDER}).status_code == 302
+def test_the_post_deploy_check_needs_an_operator_or_a_token(client, worker):
+    refused = client.post("/api/test-r2", {"url": FOLDER})
+    assert refused.status_code == 401 and "Bearer" in refused.json()["error"]
+
+
+def test_the_post_deploy_check_accepts_an_api_token_with_the_test_r2_scope(client, worker):
+    _, token = ApiToken.issue("ci", ["test_r2"])
+    worker.then(ok())
+    response = client.post("/api/test-r2", {"url": FOLDER}, HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 200
+    assert response.json()["r2_url"] == "https://media.example/k"
+    assert worker.received[0].json()["source_url"] == "https://www.dropbox.com/scl/fo/abc/AAb?dl=1&rlkey=k1"
+
+
+def test_the_post_deploy_check_refuses_a_token_without_the_scope_or_revoked(client, worker):
+    _, deploy_token = ApiToken.issue("deployer", ["deploy"])
+    revoked, revoked_token = ApiToken.issue("old", ["test_r2"])
+    revoked.revoked_at = revoked.created
+    revoked.save()
+    for token in (deploy_token, revoked_token, "sst_not-a-real-token", "no-prefix"):
+        response = client.post("/api/test-r2", {"url": FOLDER}, HTTP_AUTHORIZATION=f"Bearer {token}")
+        assert response.status_code == 401, token
+    assert worker.received == []
+
+
+def test_the_post_deploy_check_from_a_browser_session_needs_csrf(admin_user, worker):
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(admin_user)
+    assert browser.post("/api/test-r2", {"url": FOLDER}).status_code == 403
+    assert worker.received == []

@@ -40,6 +40,31 @@ def test_gunicorn_starts_from_its_config_and_serves_health(production_env, stop_
     assert proc.wait(timeout=35) == 0
 
 
+def test_the_gunicorn_access_log_never_shows_a_sign_in_token(production_env, stop_process, tmp_path):
+    port = free_port()
+    env = {**production_env, **child_database_env(), "PORT": str(port), "HOST": "127.0.0.1", "GUNICORN_WORKERS": "1"}
+    log = (tmp_path / "access.log").open("w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "signalserver.wsgi"],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    stop_process.append(proc)
+    wait_for_http(f"http://127.0.0.1:{port}/health/live", proc=proc)
+    token = "T0ken" * 8 + "abc"
+    page = f"http://127.0.0.1:{port}/login/magic/{token}"
+    response = requests.get(page + "?next=/", headers={"Referer": page}, timeout=10, allow_redirects=False)
+    assert response.status_code == 301  # to https, in production
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=35)
+    log.seek(0)
+    output = log.read()
+    assert "GET /login/magic/[redacted]?next=/" in output
+    assert token not in output
+
+
 def test_serve_runs_web_and_worker_and_stops_both_on_sigterm(stop_process):
     port = free_port()
     env = base_env(DEBUG="true", PORT=str(port), HOST="127.0.0.1", GUNICORN_WORKERS="1", **child_database_env())

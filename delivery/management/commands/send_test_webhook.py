@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from delivery import http, signing
+from delivery import http
 from delivery.models import Endpoint
-
-TEST_PAYLOAD = {
-    "microsoft_graph_email_id": "test-webhook",
-    "subject": "Média Solution - Missions Recadrage - Lot 0 (test)",
-    "receivedDateTime": "",
-    "sender_address": "signalserver test <test@signalserver.invalid>",
-    "sender_email": "test@signalserver.invalid",
-    "bodyPreview": "Test webhook from signalserver",
-    "email_content": "Test webhook from signalserver",
-    "detector": "recadrage",
-    "delivery_time": "09h00",
-    "webhooks_time_start": "maintenant",
-    "delivery_links": [{"provider": "dropbox", "raw_url": "https://www.dropbox.com/scl/fo/test/test?rlkey=test&dl=0"}],
-}
+from delivery.sender import test_request
 
 
 class Command(BaseCommand):
@@ -39,8 +24,7 @@ class Command(BaseCommand):
         )
         if target is None:
             raise CommandError(f"No endpoint named {endpoint!r}")
-        body = json.dumps(TEST_PAYLOAD, ensure_ascii=False).encode()
-        headers = signing.headers(str(target.secret), f"msg_test_{int(time.time())}", int(time.time()), body)
+        body, headers = test_request(target)
         self.stdout.write(f"POST {target.url}")
         for name, value in headers.items():
             self.stdout.write(f"{name}: {value}")
