@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install install-dev
+.PHONY: run test lint install install-dev install-browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,12 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	DEBUG=$${DEBUG:-true} HOST=$${HOST:-127.0.0.1} $(BIN)/python manage.py serve
 
-test: install-dev
+# The browser tests drive Debian's Chromium (root installs it; elsewhere they are skipped, saying why).
+install-browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq chromium chromium-driver >/dev/null; } || echo "Chromium could not be installed"
+
+test: install-dev install-browser
 	scripts/test
 
 lint: install-dev

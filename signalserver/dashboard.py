@@ -50,7 +50,12 @@ class MailboxState:
 
 
 class EmailFilterForm(forms.Form):
-    q = forms.CharField(required=False, max_length=200, label="Search")
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Search",
+        widget=forms.TextInput(attrs={"placeholder": "Subject or sender", "type": "search", "aria-label": "Search"}),
+    )
     decision = forms.ChoiceField(required=False, choices=(("", "Any decision"), *DECISIONS))
     detector = forms.ChoiceField(required=False, choices=(("", "Any detector"), ("none", "None"), *DETECTORS))
     mailbox = forms.ModelChoiceField(

@@ -119,4 +119,3 @@ def test_log_lines_and_access_logs_never_show_a_sign_in_token():
     assert redact(f"Gone: /login/magic/{token}") == "Gone: /login/magic/[redacted]"
     record = logging.makeLogRecord({"msg": "x", "request": f"<WSGIRequest: POST '/login/magic/{token}'>"})
     assert token not in JsonFormatter().format(record)
-
