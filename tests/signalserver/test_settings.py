@@ -107,3 +107,9 @@ def test_check_deploy_is_clean_with_a_production_environment(production_env, tmp
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
     assert "WARNING" not in result.stdout + result.stderr
+
+
+def test_it_refuses_a_magic_link_ttl_under_a_minute(production_env):
+    result = load({**production_env, "MAGIC_LINK_TTL_SECONDS": "30"})
+    assert result.returncode != 0
+    assert "MAGIC_LINK_TTL_SECONDS=30 is below the minimum of 60" in result.stderr
