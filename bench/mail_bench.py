@@ -103,6 +103,10 @@ def fresh_mailbox(account: Account) -> Mailbox:
 
     from delivery.models import Delivery, Endpoint
 
+    if django.db.connection.vendor == "postgresql":
+        # Each run starts from empty tables: dead rows of earlier runs would slow it down.
+        with django.db.connection.cursor() as cursor:
+            cursor.execute("TRUNCATE mail_mailbox, mail_email, delivery_endpoint RESTART IDENTITY CASCADE")
     Delivery.objects.all().delete()
     Email.objects.all().delete()
     Mailbox.objects.only("pk").delete()

@@ -56,3 +56,19 @@ class EncryptedTextField(models.TextField):  # type: ignore[type-arg]
         if value in (None, "") or str(value).startswith(PREFIX):
             return value
         return encrypt(str(value))
+
+
+def compress_with_lz4(schema_editor: Any, columns: list[tuple[str, str]]) -> None:
+    """On PostgreSQL built with lz4, store these large columns with it: it costs a fraction of
+    the CPU of the default pglz when rows are written and read. Elsewhere nothing changes."""
+    connection = schema_editor.connection
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'")
+        row = cursor.fetchone()
+        if not row or "lz4" not in (row[0] or []):
+            return
+        for table, column in columns:
+            quote = connection.ops.quote_name
+            cursor.execute(f"ALTER TABLE {quote(table)} ALTER COLUMN {quote(column)} SET COMPRESSION lz4")

@@ -197,7 +197,8 @@ class Delivery(models.Model):
 
     webhook_id = models.CharField(max_length=64, unique=True, editable=False, default=new_webhook_id)
     email = models.ForeignKey("mail.Email", on_delete=models.CASCADE, related_name="deliveries")
-    endpoint = models.ForeignKey(Endpoint, on_delete=models.PROTECT, related_name="deliveries")
+    # Indexed by delivery_endpoint_sent (endpoint, delivered_at).
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.PROTECT, related_name="deliveries", db_index=False)
     routing_rule = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=DELIVERY_STATUSES, default="pending")
     wait_for_window = models.BooleanField(default=False, help_text="Sent only inside the sending window.")

@@ -171,14 +171,15 @@ class Mailbox(models.Model):
 class Email(models.Model):
     """One fetched message and what was decided about it. Unique per mailbox and identity."""
 
-    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="emails")
+    # Indexed by the unique (mailbox, identity) constraint, which starts with it.
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="emails", db_index=False)
     identity = models.CharField(max_length=255, help_text="Message-ID, else md5(Message-ID|Subject|Date)")
     email_id = models.CharField(max_length=64, help_text="md5(Message-ID|Subject|Date), as the original app sent it")
     uid = models.BigIntegerField(null=True, blank=True)
     uidvalidity = models.BigIntegerField(null=True, blank=True)
     message_id = models.CharField(max_length=998, blank=True)
     subject = models.TextField(blank=True)
-    sender = models.CharField(max_length=320, blank=True, db_index=True)
+    sender = models.CharField(max_length=320, blank=True)
     sender_raw = models.TextField(blank=True)
     date_header = models.CharField(max_length=255, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -221,7 +222,8 @@ class RawMessage(models.Model):
 
     CHUNK_BYTES = 1024 * 1024
 
-    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="raw_chunks")
+    # Indexed by the unique (email, seq) constraint.
+    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="raw_chunks", db_index=False)
     seq = models.PositiveIntegerField()
     data = models.BinaryField()
     stored_at = models.DateTimeField(default=now, db_index=True)

@@ -84,11 +84,11 @@ def handled_groups(mailbox: Mailbox, groups: set[str]) -> set[str]:
     return set(handled.values_list("subject_group", flat=True))
 
 
-def decide(email: Email, mailbox: Mailbox, now: dt.datetime, handled: set[str] | None = None) -> None:
-    """Apply the mail rules in the original's order; the result is on `email`.
+def examine(email: Email, mailbox: Mailbox, now: dt.datetime) -> None:
+    """Apply the rules that need only the message, in the original's order; the result is on `email`.
 
-    `handled` holds the subject groups already handled (looked up when not given); an
-    accepted email adds its group to it.
+    Sender allow-list, reply prefix, links, subject group and detector. The subject-group
+    dedup, which needs the database, follows in `skip_handled_group`.
     """
     if not mailbox.sender_allowed(email.sender):
         email.set_decision("skipped_sender", f"Sender {email.sender or '(none)'} is not in the allow-list.")
@@ -102,20 +102,27 @@ def decide(email: Email, mailbox: Mailbox, now: dt.datetime, handled: set[str] |
     group = subjects.subject_group(email.subject)
     if mailbox.subject_group_dedup and subjects.is_lot_group(group):
         email.subject_group = subjects.scoped_group(group, local_now, mailbox.subject_group_monthly)
-        if handled is None:
-            handled = handled_groups(mailbox, {email.subject_group})
-        if email.subject_group in handled:
-            email.set_decision("skipped_duplicate_group", f"Subject group {email.subject_group} was already handled.")
-            return
-        handled.add(email.subject_group)
     found = detectors.detect(email.subject, email.text, local_now, email.links)
     email.detector, email.delivery_time, email.urgent = found.detector, found.delivery_time, found.urgent
     what = found.detector or "no detector"
     email.set_decision("accepted", f"{what}, {len(email.links)} link(s): handed to delivery.")
 
 
-def _parse_all(mailbox: Mailbox, items: Sequence[Fetched], uidvalidity: int | None) -> list[tuple[Email, Fetched]]:
+def skip_handled_group(email: Email, handled: set[str]) -> None:
+    """An accepted email of a "Lot" group already handled is skipped; otherwise it claims the group."""
+    if email.decision != "accepted" or not email.subject_group:
+        return
+    if email.subject_group in handled:
+        email.detector, email.delivery_time, email.urgent = "", "", False
+        email.set_decision("skipped_duplicate_group", f"Subject group {email.subject_group} was already handled.")
+        return
+    handled.add(email.subject_group)
+
+
+def parse_batch(mailbox: Mailbox, uidvalidity: int | None, items: Sequence[Fetched]) -> list[tuple[Email, Fetched]]:
+    """Unsaved Email rows for fetched messages, examined by the rules (no database access)."""
     emails = []
+    now = timezone.now()
     for item in items:
         try:
             parsed = parse_message(item.raw, settings.MAIL_MAX_HTML_BYTES)
@@ -123,7 +130,9 @@ def _parse_all(mailbox: Mailbox, items: Sequence[Fetched], uidvalidity: int | No
             logger.warning("IGNORED: unparseable message uid=%s in %s: %s", item.uid, mailbox, e)
             emails.append((_unparseable(mailbox, item, uidvalidity, str(e)), item))
             continue
-        emails.append((_email_from(mailbox, item, uidvalidity, parsed), item))
+        email = _email_from(mailbox, item, uidvalidity, parsed)
+        examine(email, mailbox, now)
+        emails.append((email, item))
     return emails
 
 
@@ -178,33 +187,26 @@ def kick_delivery() -> None:
     outbox.kick_sender()
 
 
-def record_batch(mailbox: Mailbox, uidvalidity: int | None, items: Sequence[Fetched]) -> list[Email]:
-    """Record new messages; returns the Email rows created (already known ones are skipped)."""
-    parsed = _parse_all(mailbox, items, uidvalidity)
-    known = set(
-        Email.objects.filter(mailbox=mailbox, identity__in=[e.identity for e, _ in parsed]).values_list(
-            "identity", flat=True
-        )
-    )
-    now = timezone.now()
-    local_now = now.astimezone(mailbox.tz)
-    groups = {
-        subjects.scoped_group(subjects.subject_group(e.subject), local_now, mailbox.subject_group_monthly)
-        for e, _ in parsed
-    }
-    handled = handled_groups(mailbox, groups)
+def record_parsed(mailbox: Mailbox, parsed: list[tuple[Email, Fetched]]) -> list[Email]:
+    """Skip known messages and handled groups, plan deliveries and insert; returns the rows created."""
+    identities = [e.identity for e, _ in parsed]
+    known = set(Email.objects.filter(mailbox=mailbox, identity__in=identities).values_list("identity", flat=True))
+    handled = handled_groups(mailbox, {e.subject_group for e, _ in parsed if e.subject_group})
     fresh: list[tuple[Email, Fetched]] = []
     for email, item in parsed:
         if email.identity in known:
             logger.info("DEDUP_EMAIL: skipping already recorded %s in %s", email.identity, mailbox)
             continue
         known.add(email.identity)
-        if email.decision != "unparseable":
-            decide(email, mailbox, now, handled)
+        skip_handled_group(email, handled)
         fresh.append((email, item))
     # Where accepted mail goes is decided before the insert, so each row is written once.
     planner = outbox.Planner()
     planned: Planned = {id(e): planner.decide(e) for e, _ in fresh if e.decision == "accepted"}
+    return _insert(mailbox, fresh, planned)
+
+
+def _insert(mailbox: Mailbox, fresh: list[tuple[Email, Fetched]], planned: Planned) -> list[Email]:
     try:
         created = _save_all(fresh, planned)
     except IntegrityError:
@@ -220,3 +222,8 @@ def record_batch(mailbox: Mailbox, uidvalidity: int | None, items: Sequence[Fetc
             extra={"email_id": email.email_id, "mailbox": mailbox.name},
         )
     return created
+
+
+def record_batch(mailbox: Mailbox, uidvalidity: int | None, items: Sequence[Fetched]) -> list[Email]:
+    """Record new messages; returns the Email rows created (already known ones are skipped)."""
+    return record_parsed(mailbox, parse_batch(mailbox, uidvalidity, items))

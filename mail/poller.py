@@ -14,17 +14,19 @@ import logging
 import math
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, connections
 from django.utils import timezone
 from imapclient import IMAPClient
 
 from mail import imap
 from mail.lease import Lease, redis_key
 from mail.models import Email, Mailbox
-from mail.pipeline import FLAG_SEEN, Fetched, record_batch
+from mail.pipeline import FLAG_SEEN, Fetched, parse_batch, record_parsed
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,38 @@ def fetch_in_chunks(client: IMAPClient, uid: int, size: int) -> bytearray:
             break
         raw += chunk
     return raw
+
+
+@dataclass
+class InFlight:
+    uids: list[int]
+    saving: Future[list[Email]]
+
+
+class BatchWriter:
+    """Runs batch inserts on one thread of its own, or inline inside a caller's transaction.
+
+    A caller holding a transaction (a test, a nested call) must see the rows in it, so
+    there the inserts run at once on the caller's connection.
+    """
+
+    def __init__(self) -> None:
+        self._pool = None if connection.in_atomic_block else ThreadPoolExecutor(1, thread_name_prefix="batch-writer")
+
+    def submit(self, fn: Any, *args: Any) -> Future[Any]:
+        if self._pool is not None:
+            return self._pool.submit(fn, *args)
+        done: Future[Any] = Future()
+        done.set_result(fn(*args))
+        return done
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.submit(connections.close_all).result()
+            self._pool.shutdown(wait=True)
 
 
 class StopFlag(Protocol):
@@ -123,7 +157,13 @@ class Poller:
         Email.objects.filter(pk__in=[e.pk for e in to_flag]).update(seen_flagged=True)
 
     def sync(self, client: IMAPClient, uidvalidity: int) -> int:
-        """Record every message above the last processed UID; returns how many were new."""
+        """Record every message above the last processed UID; returns how many were new.
+
+        Batches go through a two-stage pipeline: while the writer thread decides on one and
+        inserts it (on its own database connection, one batch after the other), the next
+        is fetched and parsed. A batch is flagged and the position moves past it only once
+        it is committed.
+        """
         mailbox = self.mailbox
         if mailbox.uidvalidity != uidvalidity:
             if mailbox.uidvalidity is not None:
@@ -136,18 +176,33 @@ class Poller:
             mailbox.save_position(uidvalidity, 0)
         uids = sorted(u for u in client.search(["UID", f"{mailbox.last_uid + 1}:*"]) if u > mailbox.last_uid)
         created = 0
-        for batch in self._batches(client, uids):
-            if self.stop.is_set():
-                break
-            emails = record_batch(mailbox, uidvalidity, self._fetch(client, batch))
-            self._flag(client, emails)
-            mailbox.save_position(uidvalidity, batch[-1])
-            created += len(emails)
-            self.renew_if_due()
+        with BatchWriter() as writer:
+            in_flight: InFlight | None = None
+            try:
+                for batch in self._batches(client, uids):
+                    if self.stop.is_set():
+                        break
+                    parsed = parse_batch(mailbox, uidvalidity, self._fetch(client, batch))
+                    if in_flight:
+                        done, in_flight = in_flight, None
+                        created += self._committed(client, uidvalidity, done)
+                    in_flight = InFlight(batch, writer.submit(record_parsed, mailbox, parsed))
+                    self.renew_if_due()
+            finally:
+                # Also when fetching the next batch failed: the one being inserted is finished.
+                if in_flight:
+                    created += self._committed(client, uidvalidity, in_flight)
         mailbox.record_good_cycle()
         if created:
             logger.info("POLLER: %d new email(s) recorded from %s", created, mailbox)
         return created
+
+    def _committed(self, client: IMAPClient, uidvalidity: int, batch: InFlight) -> int:
+        """Wait for a batch's insert, then move the position past it and flag its messages."""
+        emails = batch.saving.result()
+        self.mailbox.save_position(uidvalidity, batch.uids[-1])
+        self._flag(client, emails)
+        return len(emails)
 
     def idle(self, client: IMAPClient, until: float) -> None:
         """Wait in IDLE for new mail, for at most IMAP_TIMEOUT_SECONDS.

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connections
 
 from mail.lease import holder
@@ -288,3 +288,52 @@ def test_admin_edits_reach_a_running_session(mailbox, imap):
         Mailbox.objects.update(enabled=False)
         poller.thread.join(timeout=90)
         assert not poller.thread.is_alive()
+
+
+def test_a_backlog_goes_through_the_batch_pipeline_once_each_in_order(mailbox, imap, monkeypatch):
+    from mail import poller
+
+    monkeypatch.setattr(poller, "BATCH_MESSAGES", 4)
+    for n in range(10):
+        imap.append(message(f"Commande {n}", f"https://fromsmash.com/Order{n}x", msgid=f"<order{n}@x>"))
+    # Batches of four: UIDs 1-4, 5-8, 9-12, 13. While one is inserted the next is parsed, so
+    # these find their twin in the batch just inserted: a message fetched again (UID 11,
+    # first seen as UID 8) and a second email of a "Lot" group (UID 13 after 12).
+    imap.append(message("Commande 7", "https://fromsmash.com/Order7x", msgid="<order7@x>"))
+    lot = "Média Solution - Missions Recadrage - Lot 5"
+    imap.append(message(lot, "https://fromsmash.com/Lot5first", msgid="<l5a@x>"))
+    imap.append(message(lot, "https://fromsmash.com/Lot5second", msgid="<l5b@x>"))
+    call_command("poll", once=True)
+    assert Email.objects.count() == 12  # 13 messages, one of them twice
+    assert Email.objects.get(message_id="<l5b@x>").decision == "skipped_duplicate_group"
+    flags = imap.flags()
+    assert [flags[uid] for uid in sorted(flags)].count((b"\\Seen",)) == 12  # not the copy, skipped as known
+    mailbox.refresh_from_db()
+    assert mailbox.last_uid == max(imap.flags())
+    assert list(Email.objects.order_by("id").values_list("uid", flat=True)) == sorted(flags)[:10] + sorted(flags)[11:]
+
+
+def test_a_failed_fetch_still_finishes_the_batch_being_inserted_and_loses_nothing(mailbox, imap, monkeypatch):
+    from mail import poller
+
+    monkeypatch.setattr(poller, "BATCH_MESSAGES", 3)
+    for n in range(9):
+        imap.append(message(f"Commande {n}", f"https://fromsmash.com/Order{n}x", msgid=f"<order{n}@x>"))
+    real_fetch, calls = poller.Poller._fetch, []
+
+    def flaky_fetch(self, client, batch):
+        calls.append(batch)
+        if len(calls) == 3:
+            raise ConnectionResetError("the IMAP server closed the connection")
+        return real_fetch(self, client, batch)
+
+    monkeypatch.setattr(poller.Poller, "_fetch", flaky_fetch)
+    with pytest.raises(CommandError, match="ConnectionResetError"):
+        call_command("poll", once=True)
+    assert Email.objects.count() == 6  # the second batch was being inserted when the third fetch failed
+    mailbox.refresh_from_db()
+    assert mailbox.last_uid == calls[1][-1]
+    monkeypatch.setattr(poller.Poller, "_fetch", real_fetch)
+    call_command("poll", once=True)
+    assert Email.objects.count() == 9
+    assert sorted(Email.objects.values_list("message_id", flat=True)) == [f"<order{n}@x>" for n in range(9)]
