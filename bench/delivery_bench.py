@@ -104,8 +104,13 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def reset(receiver: Receiver) -> Endpoint:
+    from django_q.models import Schedule
+
+    # Only the kicks start the sender: a scheduled run at cluster start would send before the clock starts.
+    Schedule.objects.all().delete()
     Delivery.objects.all().delete()
     Email.objects.all().delete()
+    Mailbox.objects.filter(name="bench-out").delete()
     Endpoint.objects.only("pk").delete()
     OrmQ.objects.all().delete()
     return Endpoint.objects.create(name="bench", url=receiver.url, is_default=True)

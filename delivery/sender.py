@@ -66,18 +66,23 @@ def _due(now: dt.datetime) -> Q:
 def claim_batch(now: dt.datetime | None = None, limit: int = 5) -> list[Delivery]:
     """Take up to `limit` of the oldest due deliveries for this worker alone.
 
-    One conditional UPDATE stamps them with a fresh token, so two workers never get the same
-    row. The claim lasts as long as sending them all may take; a delivery left behind by a
-    killed worker becomes due again when it ends.
+    The rows are stamped with a fresh token in one short transaction. On PostgreSQL the
+    due rows are locked with SKIP LOCKED, so workers claiming at the same moment take
+    different rows instead of all reaching for the oldest (and all but one finding
+    nothing); SQLite serialises the transactions. The claim lasts as long as sending them
+    all may take; a delivery left behind by a killed worker becomes due again when it ends.
     """
     now = now or timezone.now()
     due = Delivery.objects.filter(_due(now)).order_by("next_attempt_at", "pk")
-    rows = list(due.values_list("pk", "endpoint__timeout_seconds")[:limit])
-    if not rows:
-        return []
     token = secrets.token_hex(8)
-    until = now + dt.timedelta(seconds=sum(t for _, t in rows) + settings.DELIVERY_CLAIM_MARGIN_SECONDS)
-    Delivery.objects.filter(_due(now), pk__in=[pk for pk, _ in rows]).update(claimed_until=until, claim=token)
+    with transaction.atomic():
+        rows = list(
+            due.select_for_update(skip_locked=True, of=("self",)).values_list("pk", "endpoint__timeout_seconds")[:limit]
+        )
+        if not rows:
+            return []
+        until = now + dt.timedelta(seconds=sum(t for _, t in rows) + settings.DELIVERY_CLAIM_MARGIN_SECONDS)
+        Delivery.objects.filter(pk__in=[pk for pk, _ in rows]).update(claimed_until=until, claim=token)
     claimed = Delivery.objects.filter(claim=token, claimed_until=until).select_related("endpoint", "email")
     return list(claimed.order_by("next_attempt_at", "pk"))
 
@@ -189,14 +194,13 @@ def send(delivery: Delivery, now: dt.datetime) -> str:
         verdict = judge(endpoint, response)
     except http.HttpError as e:
         verdict = Verdict(False, not e.permanent, e.message)
-    # The claim shows the attempt in flight; the rows record how it ended, in one commit.
-    with transaction.atomic():
-        _record_attempt(delivery, verdict, response, now)
+    _record_attempt(delivery, verdict, response, now)
     return delivery.status
 
 
 def _record_attempt(delivery: Delivery, verdict: Verdict, response: http.Response | None, now: dt.datetime) -> None:
-    Attempt.objects.create(
+    """Write the Attempt row and the delivery's new state together (the claim showed it in flight)."""
+    attempt = Attempt(
         delivery=delivery,
         started=now,
         outcome="delivered" if verdict.delivered else "failed",
@@ -206,6 +210,9 @@ def _record_attempt(delivery: Delivery, verdict: Verdict, response: http.Respons
         error="" if verdict.delivered else verdict.message,
     )
     _after_attempt(delivery, verdict, response, now)
+    with transaction.atomic():
+        attempt.save()
+        delivery.save(update_fields=RESULT_FIELDS)
 
 
 def _after_attempt(delivery: Delivery, verdict: Verdict, response: http.Response | None, now: dt.datetime) -> None:
