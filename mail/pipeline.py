@@ -7,14 +7,15 @@ re-fetch after a crash or a UIDVALIDITY change harmless.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from delivery import outbox
@@ -151,9 +152,31 @@ def _save(email: Email, item: Fetched, deliveries: list[Delivery]) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def bound_on_server() -> Iterator[None]:
+    """On PostgreSQL, send this block's query parameters apart from the SQL (server-side binding).
+
+    A batch insert carries megabytes of message text and raw bytes: quoted into the SQL
+    they are escaped here and parsed again by the server. Only plain INSERTs run in the
+    block, which server-side binding handles like any query.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.ensure_connection()
+    raw = connection.connection
+    previous, raw.cursor_factory = raw.cursor_factory, ServerBindingCursor
+    try:
+        yield
+    finally:
+        raw.cursor_factory = previous
+
+
 def _save_all(fresh: list[tuple[Email, Fetched]], planned: Planned) -> list[Email]:
     """Insert a batch in one transaction: rows, raw bytes, and deliveries (the outbox)."""
-    with transaction.atomic():
+    with transaction.atomic(), bound_on_server():
         emails = Email.objects.bulk_create([email for email, _ in fresh])
         _store_raw(fresh)
         _store_deliveries(emails, planned)
