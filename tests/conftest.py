@@ -4,9 +4,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import requests
@@ -14,6 +16,7 @@ from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -97,6 +100,27 @@ def wait_until(condition, timeout: float = 30, interval: float = 0.1, message: s
             return result
         time.sleep(interval)
     raise AssertionError(f"{message} not met within {timeout} s")
+
+
+def run_together(task: Callable[[], T], threads: int) -> list[T]:
+    """Run `task` in `threads` threads released at the same instant, each on its own database
+    connection; what each returned."""
+    barrier = threading.Barrier(threads)
+    results: list[T] = []
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            results.append(task())
+        finally:
+            connection.close()
+
+    started = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join()
+    return results
 
 
 @pytest.fixture(autouse=True)

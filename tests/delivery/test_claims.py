@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
 
 from delivery.models import Delivery, Endpoint
 from delivery.outbox import plan
 from delivery.sender import claim_batch
 from mail.models import Mailbox
+from tests.conftest import run_together
 from tests.delivery.conftest import make_email
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -18,22 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def claim_together(workers: int) -> list[list[int]]:
     """Each worker claims a batch at the same instant; the delivery ids each one got."""
-    barrier = threading.Barrier(workers)
-    claims: list[list[int]] = []
-
-    def worker() -> None:
-        barrier.wait()
-        try:
-            claims.append([d.pk for d in claim_batch(limit=5)])
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return claims
+    return run_together(lambda: [d.pk for d in claim_batch(limit=5)], workers)
 
 
 def test_simultaneous_claims_take_different_deliveries_and_none_comes_back_empty(settings):

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
-import threading
 from io import StringIO
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
-from django.db import close_old_connections, connection
+from django.db import close_old_connections
 from django.test import Client
 from django.utils import timezone
 
 from signalserver.models import LinkRefused, MagicLink, hash_token
+from tests.conftest import run_together
 
 pytestmark = pytest.mark.django_db
 
@@ -155,27 +156,12 @@ def test_the_confirm_page_carries_next_to_the_form(client, alice):
     assert b'name="next" value="/admin/"' in response.content
 
 
-def redeem_together(token: str, clicks: int) -> list[str]:
-    """Redeem one token from `clicks` threads released at the same instant; what each got."""
-    results: list[str] = []
-    barrier = threading.Barrier(clicks)
-
-    def click() -> None:
-        barrier.wait()
-        try:
-            MagicLink.redeem(token)
-            results.append("signed in")
-        except LinkRefused as refusal:
-            results.append(refusal.state)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=click) for _ in range(clicks)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
+def redeem(token: str) -> str:
+    try:
+        MagicLink.redeem(token)
+    except LinkRefused as refusal:
+        return refusal.state
+    return "signed in"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -183,7 +169,7 @@ def test_of_simultaneous_redemptions_of_a_one_time_link_exactly_one_wins():
     alice = User.objects.create_user("alice")
     for _ in range(5):
         _, token = MagicLink.issue(alice)
-        assert sorted(redeem_together(token, 6)) == ["consumed"] * 5 + ["signed in"]
+        assert sorted(run_together(functools.partial(redeem, token), 6)) == ["consumed"] * 5 + ["signed in"]
         close_old_connections()
 
 
