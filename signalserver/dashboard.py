@@ -98,7 +98,7 @@ def mailbox_states(now: dt.datetime) -> list[MailboxState]:
 
 
 def email_page(form: EmailFilterForm, page_number: str | None) -> Page[Email]:
-    emails = form.filter(Email.objects.select_related("mailbox").only(*EMAIL_COLUMNS[:-1], "mailbox__name"))
+    emails = form.filter(Email.objects.select_related("mailbox").only(*EMAIL_COLUMNS))
     return Paginator(emails.order_by("-received_at", "-id"), EMAILS_PER_PAGE).get_page(page_number)
 
 
