@@ -69,6 +69,6 @@ def compress_with_lz4(schema_editor: Any, columns: list[tuple[str, str]]) -> Non
         row = cursor.fetchone()
         if not row or "lz4" not in (row[0] or []):
             return
+        quote = connection.ops.quote_name
         for table, column in columns:
-            quote = connection.ops.quote_name
             cursor.execute(f"ALTER TABLE {quote(table)} ALTER COLUMN {quote(column)} SET COMPRESSION lz4")

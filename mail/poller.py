@@ -295,6 +295,37 @@ class Poller:
         self.sleep(backoff, until)
 
 
+@contextlib.contextmanager
+def held_lease(mailbox: Mailbox, stop: StopFlag, wait: float = 0) -> Iterator[Lease | None]:
+    """The mailbox's lease, waiting up to `wait` seconds for it (None when another poller keeps
+    it); released on leaving the block."""
+    lease = mailbox_lease(mailbox)
+    give_up = time.monotonic() + wait
+    try:
+        while not lease.acquire():
+            if stop.is_set() or time.monotonic() >= give_up:
+                yield None
+                return
+            stop.wait(1)
+        yield lease
+    finally:
+        lease.release()
+        lease.close()
+
+
+def run_once(mailbox: Mailbox, stop: StopFlag, wait_for_lease: float = 0, ignore_schedule: bool = False) -> int | None:
+    """Take the lease, record what is new once, release it: how many emails were new, or None
+    when another poller holds the lease. IMAP errors are recorded on the mailbox, then raised."""
+    with held_lease(mailbox, stop, wait_for_lease) as lease:
+        if lease is None:
+            return None
+        try:
+            return Poller(mailbox, lease, stop, ignore_schedule).run_once()
+        except imap.IMAP_ERRORS as e:
+            mailbox.record_error(imap.describe(e))
+            raise
+
+
 def run_session(
     mailbox: Mailbox,
     stop: StopFlag,
@@ -308,13 +339,9 @@ def run_session(
     Returns False when another poller holds the lease. `on_handover` is called just before
     the lease is released at the natural end of a session, to start the next one.
     """
-    lease = mailbox_lease(mailbox)
-    give_up = time.monotonic() + wait_for_lease
-    try:
-        while not lease.acquire():
-            if stop.is_set() or time.monotonic() >= give_up:
-                return False
-            stop.wait(1)
+    with held_lease(mailbox, stop, wait_for_lease) as lease:
+        if lease is None:
+            return False
         poller = Poller(mailbox, lease, stop, ignore_schedule)
         try:
             poller.serve(time.monotonic() + seconds)
@@ -323,6 +350,3 @@ def run_session(
         if on_handover and not stop.is_set() and poller.mailbox.enabled:
             on_handover()
         return True
-    finally:
-        lease.release()
-        lease.close()

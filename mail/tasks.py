@@ -6,7 +6,6 @@ import datetime as dt
 import gc
 import logging
 import threading
-import time
 
 from django.conf import settings
 from django.utils import timezone
@@ -14,7 +13,7 @@ from django_q.tasks import async_task
 
 from mail import imap, lease
 from mail.models import Mailbox, RawMessage
-from mail.poller import Poller, StopFlag, mailbox_lease, run_session
+from mail.poller import StopFlag, run_once, run_session
 
 logger = logging.getLogger(__name__)
 
@@ -72,21 +71,13 @@ def check_now(mailbox_id: int, wait_for_lease: float | None = None) -> str:
     """
     mailbox = Mailbox.objects.get(pk=mailbox_id)
     held = lease.holder(mailbox.lease_name)
-    the_lease = mailbox_lease(mailbox)
-    give_up = time.monotonic() + (settings.POLLER_LEASE_SECONDS if wait_for_lease is None else wait_for_lease)
+    wait = settings.POLLER_LEASE_SECONDS if wait_for_lease is None else wait_for_lease
     try:
-        while not the_lease.acquire():
-            if time.monotonic() >= give_up:
-                return f"Not checked: {mailbox} is being polled by {held or 'another poller'}"
-            time.sleep(1)
-        try:
-            created = Poller(mailbox, the_lease, threading.Event(), ignore_schedule=True).run_once()
-        except imap.IMAP_ERRORS as e:
-            mailbox.record_error(imap.describe(e))
-            return f"Failed: {imap.describe(e)}"
-    finally:
-        the_lease.release()
-        the_lease.close()
+        created = run_once(mailbox, threading.Event(), wait, ignore_schedule=True)
+    except imap.IMAP_ERRORS as e:
+        return f"Failed: {imap.describe(e)}"
+    if created is None:
+        return f"Not checked: {mailbox} is being polled by {held or 'another poller'}"
     logger.info("POLLER: check now of %s: %d new email(s)", mailbox, created)
     return f"Checked {mailbox}: {created} new email(s)"
 

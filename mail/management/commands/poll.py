@@ -14,7 +14,7 @@ from django.utils import timezone
 from mail import imap
 from mail.lease import holder
 from mail.models import Mailbox
-from mail.poller import Poller, mailbox_lease, run_session
+from mail.poller import run_once, run_session
 
 
 class Command(BaseCommand):
@@ -56,18 +56,13 @@ class Command(BaseCommand):
         if not ignore_schedule and not box.is_active(timezone.now()):
             self.stdout.write(f"{box}: outside its active period (use --now to poll anyway)")
             return
-        lease = mailbox_lease(box)
-        if not lease.acquire():
+        try:
+            created = run_once(box, self.stop, ignore_schedule=ignore_schedule)
+        except imap.IMAP_ERRORS as e:
+            raise CommandError(f"{box}: {imap.describe(e)}") from e
+        if created is None:
             self.stdout.write(f"{box}: another poller holds the lease ({holder(box.lease_name)}); skipped")
             return
-        try:
-            created = Poller(box, lease, self.stop, ignore_schedule).run_once()
-        except imap.IMAP_ERRORS as e:
-            box.record_error(imap.describe(e))
-            raise CommandError(f"{box}: {imap.describe(e)}") from e
-        finally:
-            lease.release()
-            lease.close()
         self.stdout.write(f"{box}: {created} new email(s)")
 
     def serve_forever(self, box: Mailbox, ignore_schedule: bool) -> None:
