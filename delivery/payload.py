@@ -36,6 +36,8 @@ def build(delivery: Delivery, schedule: SendingSchedule, now: dt.datetime) -> di
         payload["delivery_links"] = links
     if delivery.routing_rule:
         payload["routing_rule"] = delivery.routing_rule
+    if email.source == "gmail_push":
+        payload["source"] = "gmail_push"  # as the original's push ingress sent it
     return payload
 
 

@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from django_q.tasks import async_task
 
 from mail import lease
-from mail.models import Email, Mailbox, RawMessage
+from mail.models import Email, GmailIngress, Mailbox, RawMessage
 
 
 class MailboxForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -94,8 +94,8 @@ class MailboxAdmin(admin.ModelAdmin[Mailbox]):
 
 @admin.register(Email)
 class EmailAdmin(admin.ModelAdmin[Email]):
-    list_display = ("received_at", "mailbox", "sender", "subject", "detector", "decision", "link_count")
-    list_filter = ("decision", "detector", "mailbox")
+    list_display = ("received_at", "mailbox", "source", "sender", "subject", "detector", "decision", "link_count")
+    list_filter = ("decision", "detector", "mailbox", "source")
     search_fields = ("subject", "sender")
     list_select_related = ("mailbox",)
     date_hierarchy = "received_at"
@@ -120,7 +120,7 @@ class EmailAdmin(admin.ModelAdmin[Email]):
         if not RawMessage.objects.filter(email=obj).exists():
             return "Not kept (purged after the retention period, or not stored for this decision)"
         url = reverse("admin:mail_email_raw", args=[obj.pk])
-        return format_html('<a href="{}">Download .eml</a>', url)
+        return format_html('<a href="{}">Download .{}</a>', url, "json" if obj.source == "gmail_push" else "eml")
 
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view(self.raw_view)
@@ -132,6 +132,30 @@ class EmailAdmin(admin.ModelAdmin[Email]):
         raw = RawMessage.read(pk)
         if raw is None:
             raise Http404("No raw message is kept for this email")
-        response = HttpResponse(raw, content_type="message/rfc822")
-        response["Content-Disposition"] = f'attachment; filename="email-{pk}.eml"'
+        # A pushed email's raw message is the JSON the Apps Script posted.
+        pushed = Email.objects.filter(pk=pk, source="gmail_push").exists()
+        kind, ext = ("application/json", "json") if pushed else ("message/rfc822", "eml")
+        response = HttpResponse(raw, content_type=kind)
+        response["Content-Disposition"] = f'attachment; filename="email-{pk}.{ext}"'
         return response
+
+
+@admin.register(GmailIngress)
+class GmailIngressAdmin(admin.ModelAdmin[GmailIngress]):
+    """One row: the kill switch and rules of mail pushed to /api/ingress/gmail."""
+
+    list_display = ("__str__", "enabled", "allowed_senders", "subject_group_dedup", "timezone")
+    fieldsets = (
+        (None, {"fields": ("enabled",)}),
+        ("Which mail", {"fields": ("allowed_senders", "subject_group_dedup", "subject_group_monthly", "timezone")}),
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return not GmailIngress.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: GmailIngress | None = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        GmailIngress.load()  # the row always exists, seeded from the environment
+        return super().changelist_view(request, extra_context)

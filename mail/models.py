@@ -4,6 +4,7 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -27,6 +28,7 @@ DECISIONS = (
     ("skipped_no_endpoint", "Skipped: no enabled webhook endpoint"),
     ("unparseable", "Unparseable"),
 )
+SOURCES = (("imap", "IMAP mailbox"), ("gmail_push", "Gmail push (Apps Script)"))
 DETECTORS = (("recadrage", "Recadrage"), ("desabonnement_journee_tarifs", "Désabonnement / journée / tarifs"))
 
 
@@ -62,7 +64,28 @@ def hour_in_range(now: dt.time, start: dt.time, end: dt.time) -> bool:
     return now >= start or now < end
 
 
-class Mailbox(models.Model):
+class MailRules:
+    """Which mail is taken in and in which time zone: shared by mailboxes and the Gmail push ingress."""
+
+    allowed_senders: str
+    timezone: str
+    subject_group_dedup: bool
+    subject_group_monthly: bool
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def sender_allowed(self, address: str) -> bool:
+        allowed = self.allowed_sender_list()
+        return not allowed or address.lower() in allowed
+
+    def allowed_sender_list(self) -> list[str]:
+        items = self.allowed_senders.replace(",", "\n").replace(";", "\n").split()
+        return list(dict.fromkeys(s.strip().lower() for s in items if "@" in s))
+
+
+class Mailbox(MailRules, models.Model):
     """An IMAP account to watch, and when to watch it."""
 
     name = models.SlugField(max_length=100, unique=True, help_text="Short name, used by `manage.py poll --mailbox`")
@@ -119,18 +142,6 @@ class Mailbox(models.Model):
         if self.vacation_start and self.vacation_end and self.vacation_start > self.vacation_end:
             raise ValidationError("The vacation must end on or after its start.")
 
-    @property
-    def tz(self) -> zoneinfo.ZoneInfo:
-        return zoneinfo.ZoneInfo(self.timezone)
-
-    def sender_allowed(self, address: str) -> bool:
-        allowed = self.allowed_sender_list()
-        return not allowed or address.lower() in allowed
-
-    def allowed_sender_list(self) -> list[str]:
-        items = self.allowed_senders.replace(",", "\n").replace(";", "\n").split()
-        return list(dict.fromkeys(s.strip().lower() for s in items if "@" in s))
-
     def on_vacation(self, now: dt.datetime) -> bool:
         if not (self.vacation_start and self.vacation_end):
             return False
@@ -169,11 +180,16 @@ class Mailbox(models.Model):
 
 
 class Email(models.Model):
-    """One fetched message and what was decided about it. Unique per mailbox and identity."""
+    """One message and what was decided about it. Unique per mailbox (or among pushed mail) and identity."""
 
-    # Indexed by the unique (mailbox, identity) constraint, which starts with it.
-    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="emails", db_index=False)
-    identity = models.CharField(max_length=255, help_text="Message-ID, else md5(Message-ID|Subject|Date)")
+    # Indexed by the unique (mailbox, identity) constraint, which starts with it. Empty for pushed mail.
+    mailbox = models.ForeignKey(
+        Mailbox, on_delete=models.CASCADE, related_name="emails", db_index=False, null=True, blank=True
+    )
+    source = models.CharField(max_length=20, choices=SOURCES, default="imap")
+    identity = models.CharField(
+        max_length=255, help_text="Message-ID, else md5(Message-ID|Subject|Date); pushed: md5(Subject|sender|Date)"
+    )
     email_id = models.CharField(max_length=64, help_text="md5(Message-ID|Subject|Date), as the original app sent it")
     uid = models.BigIntegerField(null=True, blank=True)
     uidvalidity = models.BigIntegerField(null=True, blank=True)
@@ -198,7 +214,14 @@ class Email(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["mailbox", "identity"], name="mail_email_unique_identity")]
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "identity"], name="mail_email_unique_identity"),
+            # Pushed mail has no mailbox: its identity is unique among pushed mail, so a re-push
+            # or two simultaneous pushes of one message record it once.
+            models.UniqueConstraint(
+                fields=["identity"], condition=models.Q(mailbox__isnull=True), name="mail_email_unique_pushed"
+            ),
+        ]
         indexes = [
             # Dashboard and admin lists: newest first, optionally by decision.
             models.Index(fields=["-received_at", "-id"], name="mail_email_recent"),
@@ -260,3 +283,40 @@ class PollerLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.holder or 'free'}"
+
+
+class GmailIngress(MailRules, models.Model):
+    """How mail pushed by the Google Apps Script (POST /api/ingress/gmail) is taken in: one row, in the admin."""
+
+    enabled = models.BooleanField(
+        default=True,
+        help_text="Off: pushes are refused with 409 “Gmail ingress disabled”; the Apps Script keeps them and retries.",
+    )
+    allowed_senders = models.TextField(
+        blank=True, help_text="One address per line or comma-separated. Empty: every sender is accepted."
+    )
+    subject_group_dedup = models.BooleanField(
+        default=True, help_text="Handle each “Lot <n>” subject group once; later emails of the group are skipped."
+    )
+    subject_group_monthly = models.BooleanField(default=False, help_text="Groups are per calendar month.")
+    timezone = models.CharField(
+        max_length=64,
+        default="Europe/Paris",
+        validators=[validate_timezone],
+        help_text="For URGENCE delivery times and monthly groups.",
+    )
+
+    class Meta:
+        verbose_name = "Gmail push ingress"
+        verbose_name_plural = "Gmail push ingress"
+
+    def __str__(self) -> str:
+        return "Gmail push ingress"
+
+    @classmethod
+    def load(cls) -> GmailIngress:
+        """The row, created on first use from GMAIL_SENDER_ALLOWLIST and POLLING_TIMEZONE."""
+        row = cls.objects.order_by("pk").first()
+        if row is None:
+            row = cls.objects.create(**settings.LEGACY_GMAIL_INGRESS)
+        return row

@@ -21,7 +21,7 @@ from django.utils import timezone
 from delivery import outbox
 from delivery.models import Delivery
 from mail import detectors, links, subjects
-from mail.models import Email, Mailbox, RawMessage
+from mail.models import Email, GmailIngress, Mailbox, MailRules, RawMessage
 from mail.parsing import ParsedMessage, UnparseableMessage, parse_message
 
 logger = logging.getLogger(__name__)
@@ -80,12 +80,12 @@ def _email_from(mailbox: Mailbox, item: Fetched, uidvalidity: int | None, parsed
     )
 
 
-def handled_groups(mailbox: Mailbox, groups: set[str]) -> set[str]:
+def handled_groups(mailbox: Mailbox | None, groups: set[str]) -> set[str]:
     handled = Email.objects.filter(mailbox=mailbox, subject_group__in=groups, decision__in=GROUP_HANDLED)
     return set(handled.values_list("subject_group", flat=True))
 
 
-def examine(email: Email, mailbox: Mailbox, now: dt.datetime) -> None:
+def examine(email: Email, mailbox: MailRules, now: dt.datetime) -> None:
     """Apply the rules that need only the message, in the original's order; the result is on `email`.
 
     Sender allow-list, reply prefix, links, subject group and detector. The subject-group
@@ -210,8 +210,11 @@ def kick_delivery() -> None:
     outbox.kick_sender()
 
 
-def record_parsed(mailbox: Mailbox, parsed: list[tuple[Email, Fetched]]) -> list[Email]:
-    """Skip known messages and handled groups, plan deliveries and insert; returns the rows created."""
+def record_parsed(mailbox: Mailbox | None, parsed: list[tuple[Email, Fetched]]) -> list[Email]:
+    """Skip known messages and handled groups, plan deliveries and insert; returns the rows created.
+
+    `mailbox` None: pushed mail, whose identities and groups are those of the other pushed mail.
+    """
     identities = [e.identity for e, _ in parsed]
     known = set(Email.objects.filter(mailbox=mailbox, identity__in=identities).values_list("identity", flat=True))
     handled = handled_groups(mailbox, {e.subject_group for e, _ in parsed if e.subject_group})
@@ -229,20 +232,22 @@ def record_parsed(mailbox: Mailbox, parsed: list[tuple[Email, Fetched]]) -> list
     return _insert(mailbox, fresh, planned)
 
 
-def _insert(mailbox: Mailbox, fresh: list[tuple[Email, Fetched]], planned: Planned) -> list[Email]:
+def _insert(mailbox: Mailbox | None, fresh: list[tuple[Email, Fetched]], planned: Planned) -> list[Email]:
     try:
         created = _save_all(fresh, planned)
     except IntegrityError:
         # Another writer recorded one of these meanwhile: save one by one, skipping it.
         created = [email for email, item in fresh if _save(email, item, planned.get(id(email), []))]
+    prefix, source = ("POLLER", mailbox.name) if mailbox else ("INGRESS", "gmail_push")
     for email in created:
         logger.info(
-            "POLLER: email %s from %s: %s (%s)",
+            "%s: email %s from %s: %s (%s)",
+            prefix,
             email.email_id,
             email.sender or "-",
             email.decision,
             email.reason,
-            extra={"email_id": email.email_id, "mailbox": mailbox.name},
+            extra={"email_id": email.email_id, "mailbox": source},
         )
     return created
 
@@ -250,3 +255,14 @@ def _insert(mailbox: Mailbox, fresh: list[tuple[Email, Fetched]], planned: Plann
 def record_batch(mailbox: Mailbox, uidvalidity: int | None, items: Sequence[Fetched]) -> list[Email]:
     """Record new messages; returns the Email rows created (already known ones are skipped)."""
     return record_parsed(mailbox, parse_batch(mailbox, uidvalidity, items))
+
+
+def record_pushed(email: Email, raw: bytes, rules: GmailIngress) -> Email | None:
+    """Record a message that arrived as fields (Gmail push) by the rules and outbox of polled mail.
+
+    `raw` is kept as its raw message. None when it is already recorded: among pushed mail its
+    identity is unique, so of two simultaneous pushes of one message exactly one is recorded.
+    """
+    examine(email, rules, timezone.now())
+    created = record_parsed(None, [(email, Fetched(None, raw))])
+    return created[0] if created else None

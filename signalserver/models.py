@@ -155,6 +155,7 @@ class MagicLink(models.Model):
 API_SCOPES = (
     ("deploy", "Trigger deployments"),
     ("test_r2", "Test the R2 offload (POST /api/test-r2)"),
+    ("ingress", "Push mail from the Gmail Apps Script (POST /api/ingress/gmail)"),
 )
 API_TOKEN_PREFIX = "sst_"  # noqa: S105  (a marker, not a secret)
 

@@ -327,6 +327,19 @@ LEGACY_MAILBOX = {
     "inactive_interval_seconds": env_int("POLLING_INACTIVE_CHECK_INTERVAL_SECONDS", 600, 1),
 }
 
+# Mail: Gmail push ingress (the original's Apps Script posts each labelled message to
+# /api/ingress/gmail). PROCESS_API_TOKEN is its Bearer token; API tokens of scope ingress work too.
+PROCESS_API_TOKEN = env_secret("PROCESS_API_TOKEN")
+# Accept pushes only from addresses whose reverse DNS is Google's (confirmed by a forward lookup).
+GMAIL_INGRESS_IP_CHECK_ENABLED = env_bool("GMAIL_INGRESS_IP_CHECK_ENABLED", False)
+# Larger request bodies are refused with 413 before they are read.
+GMAIL_INGRESS_MAX_BYTES = env_int("GMAIL_INGRESS_MAX_BYTES", 5 * 1024 * 1024, 1024)
+# The original's variables seed the ingress settings when they are first created.
+LEGACY_GMAIL_INGRESS = {
+    "allowed_senders": env_str("GMAIL_SENDER_ALLOWLIST"),
+    "timezone": env_str("POLLING_TIMEZONE", "Europe/Paris"),
+}
+
 # Delivery: webhooks
 # Loopback/private targets and plain http (local development and tests only).
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
