@@ -13,6 +13,7 @@ SCHEDULES: dict[str, tuple[str, int]] = {
     "purge-raw-messages": ("mail.tasks.purge_raw_messages", 60),
     "send-due-deliveries": ("delivery.tasks.send_due", 1),
     "purge-stored-links": ("delivery.tasks.purge_stored_links", 60),
+    "make-scenarios": ("scenarios.tasks.sync_scenarios", 1),
 }
 
 

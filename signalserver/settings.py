@@ -122,6 +122,7 @@ INSTALLED_APPS = [
     "mail",
     "delivery",
     "deploys",
+    "scenarios",
 ]
 
 MIDDLEWARE = [
@@ -368,3 +369,20 @@ R2_ALLOWED_DOMAINS = env_list("R2_ALLOWED_DOMAINS", "dropbox.com,fromsmash.com,s
 # A link copied within this many hours is reused (the Worker's bucket keeps objects 24 h).
 R2_REUSE_HOURS = env_int("R2_REUSE_HOURS", 20, 0)
 STORED_LINK_RETENTION_DAYS = env_int("STORED_LINK_RETENTION_DAYS", 90, 0)
+
+# Make.com scenarios: started and stopped with the mailboxes' switch and vacation, as the
+# original did. The Make API with MAKECOM_API_KEY, or the control webhook when both
+# MAKE_WEBHOOK_CONTROL_URL and MAKE_WEBHOOK_API_KEY are set.
+MAKECOM_API_KEY = env_secret("MAKECOM_API_KEY")
+MAKE_API_HOST = env_str("MAKE_API_HOST", "eu1.make.com")
+MAKE_API_BASE_URL = env_str("MAKE_API_BASE_URL", f"https://{MAKE_API_HOST}/api/v2").rstrip("/")
+MAKE_API_AUTH_TYPE = env_str("MAKE_API_AUTH_TYPE", "Token").capitalize()
+if MAKE_API_AUTH_TYPE not in ("Token", "Bearer"):
+    raise ImproperlyConfigured(f"MAKE_API_AUTH_TYPE={MAKE_API_AUTH_TYPE!r} must be Token or Bearer")
+MAKE_API_ORG_ID = env_str("MAKE_API_ORG_ID")
+MAKE_WEBHOOK_CONTROL_URL = env_str("MAKE_WEBHOOK_CONTROL_URL")
+MAKE_WEBHOOK_API_KEY = env_secret("MAKE_WEBHOOK_API_KEY")
+MAKE_SCENARIOS = {
+    "autorepondeur": env_int("MAKE_SCENARIO_ID_AUTOREPONDEUR", 7448207, 1),
+    "recadrage": env_int("MAKE_SCENARIO_ID_RECADRAGE", 6649843, 1),
+}
