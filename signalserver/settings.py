@@ -370,6 +370,10 @@ R2_ALLOWED_DOMAINS = env_list("R2_ALLOWED_DOMAINS", "dropbox.com,fromsmash.com,s
 R2_REUSE_HOURS = env_int("R2_REUSE_HOURS", 20, 0)
 STORED_LINK_RETENTION_DAYS = env_int("STORED_LINK_RETENTION_DAYS", 90, 0)
 
+# Moving over from the original: where its Redis config store kept its documents
+# (`import_legacy_config --from-redis`).
+LEGACY_CONFIG_REDIS_PREFIX = env_str("CONFIG_STORE_REDIS_PREFIX", "r:ss:config:")
+
 # Make.com scenarios: started and stopped with the mailboxes' switch and vacation, as the
 # original did. The Make API with MAKECOM_API_KEY, or the control webhook when both
 # MAKE_WEBHOOK_CONTROL_URL and MAKE_WEBHOOK_API_KEY are set.
