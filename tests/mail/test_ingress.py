@@ -333,3 +333,11 @@ def test_a_fuzzed_body_never_gives_a_500_and_never_half_writes(app, body):
     else:
         email = Email.objects.get(email_id=response.json()["email_id"], source="gmail_push")
         assert created == 1 and email.decision and email.reason and email.sender
+
+
+def test_the_readme_check_push_is_recorded_and_not_sent(app):
+    check = {"subject": "signalserver check", "sender": "you@example.org", "date": "2026-01-01T00:00:00.000Z"}
+    first = push({**check, "body": "<p>check</p>"}).json()
+    assert (first["status"], first["decision"]) == ("queued", "skipped_no_links")
+    assert push({**check, "body": "<p>check</p>"}).json()["status"] == "already_processed"
+    assert not Delivery.objects.exists()
