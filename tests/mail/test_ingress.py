@@ -288,7 +288,7 @@ def test_only_post_is_answered(app):
     assert Client().get(URL, HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 405
 
 
-def test_the_admin_serves_a_pushed_email_s_raw_message_as_json(app):
+def test_the_admin_and_dashboard_show_a_pushed_email_and_its_raw_json(app):
     replay_apps_script()
     admin = User.objects.create_superuser("root", password="pw")
     browser = Client()
@@ -299,13 +299,18 @@ def test_the_admin_serves_a_pushed_email_s_raw_message_as_json(app):
     raw = browser.get(f"/admin/mail/email/{email.pk}/raw/")
     assert raw["Content-Type"] == "application/json" and raw.content == FIXTURE["body"].encode()
     assert "Gmail push ingress" in browser.get("/admin/mail/gmailingress/").content.decode()
+    assert "Gmail push" in browser.get("/").content.decode()  # the dashboard's email list
 
 
 _text = st.one_of(st.none(), st.text(max_size=300), st.integers(), st.booleans(), st.lists(st.text(max_size=5)))
+
+
+def _containers(inner: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+
+
 _json_value = st.recursive(
-    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=50),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=20,
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=50), _containers, max_leaves=20
 )
 _fields = st.fixed_dictionaries(
     {},
