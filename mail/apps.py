@@ -9,6 +9,7 @@ class MailConfig(AppConfig):
     verbose_name = "Mail"
 
     def ready(self) -> None:
-        from mail.bootstrap import create_first_mailbox
+        from mail.bootstrap import create_first_mailbox, create_ingress_settings
 
         post_migrate.connect(create_first_mailbox, sender=self, dispatch_uid="mail-first-mailbox")
+        post_migrate.connect(create_ingress_settings, sender=self, dispatch_uid="mail-ingress-settings")

@@ -1,4 +1,4 @@
-"""Create the first mailbox from the original app's environment variables."""
+"""Create the first mailbox and the Gmail push ingress settings from the original app's variables."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 
-from mail.models import Mailbox
+from mail.models import GmailIngress, Mailbox
 
 logger = logging.getLogger(__name__)
 
@@ -36,3 +36,8 @@ def create_first_mailbox(**kwargs: Any) -> Mailbox | None:
     )
     logger.info("CFG: mailbox %s created from EMAIL_ADDRESS/IMAP_SERVER", mailbox)
     return mailbox
+
+
+def create_ingress_settings(**kwargs: Any) -> GmailIngress:
+    """The Gmail push ingress row, seeded from GMAIL_SENDER_ALLOWLIST when migrate first creates it."""
+    return GmailIngress.load()

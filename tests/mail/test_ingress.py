@@ -216,9 +216,15 @@ def test_a_sender_outside_the_allow_list_is_skipped_and_remembered(app):
     assert push().json()["status"] == "already_processed"
 
 
-def test_the_allow_list_is_seeded_from_gmail_sender_allowlist(settings):
+def test_migrate_seeds_the_allow_list_from_gmail_sender_allowlist_once(settings):
+    from mail.bootstrap import create_ingress_settings
+
+    GmailIngress.objects.all().delete()
     settings.LEGACY_GMAIL_INGRESS = {"allowed_senders": "a@x.example,b@y.example", "timezone": "Europe/Paris"}
-    assert GmailIngress.load().allowed_sender_list() == ["a@x.example", "b@y.example"]
+    assert create_ingress_settings().allowed_sender_list() == ["a@x.example", "b@y.example"]
+    settings.LEGACY_GMAIL_INGRESS = {"allowed_senders": "", "timezone": "UTC"}
+    assert create_ingress_settings().allowed_sender_list() == ["a@x.example", "b@y.example"]
+    assert GmailIngress.objects.count() == 1
 
 
 def test_replies_are_skipped_like_polled_mail(app):
