@@ -1,4 +1,5 @@
-"""Run the service: migrate, then the web server, the job cluster, or both.
+"""Run the service: migrate, collect static files when they are missing or stale, then the web
+server, the job cluster, or both.
 
 `SIGNALSERVER_ROLE=all` (the default) supervises Gunicorn and `qcluster` in one process
 group for single-container hosts: SIGTERM/SIGINT are forwarded to both, and when either
@@ -7,17 +8,23 @@ exits the other is stopped and the exit status passed on.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from django.conf import settings
+from django.contrib.staticfiles import finders
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+
+# collectstatic's default ignore patterns
+STATIC_IGNORE = ["CVS", ".*", "*~"]
 
 
 def web_argv() -> list[str]:
@@ -26,6 +33,39 @@ def web_argv() -> list[str]:
 
 def worker_argv() -> list[str]:
     return [sys.executable, str(settings.BASE_DIR / "manage.py"), "qcluster"]
+
+
+def static_files_problem() -> str:
+    """Why the collected static files do not match this code ('' when they do). In production the
+    pages name hashed files from the manifest: a missing entry would be a 500 on every page."""
+    if settings.DEBUG:
+        return ""
+    manifest = Path(settings.STATIC_ROOT) / "staticfiles.json"
+    try:
+        collected, collected_at = json.loads(manifest.read_text())["paths"], manifest.stat().st_mtime
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"no manifest at {manifest}"
+    for finder in finders.get_finders():
+        for path, storage in finder.list(STATIC_IGNORE):
+            if path not in collected:
+                return f"{path} was never collected"
+            if os.stat(storage.path(path)).st_mtime > collected_at:
+                return f"{path} changed since it was collected"
+    return ""
+
+
+def collect_static_files(stdout: Any) -> None:
+    problem = static_files_problem()
+    if not problem:
+        return
+    stdout.write(f"Static files are out of date ({problem}): collecting them into {settings.STATIC_ROOT}\n")
+    try:
+        call_command("collectstatic", interactive=False, verbosity=0)
+    except OSError as e:
+        raise CommandError(
+            f"static files are out of date ({problem}) and cannot be collected into {settings.STATIC_ROOT}: {e}. "
+            "Run `python manage.py collectstatic --noinput` as a user who may write there, then start again."
+        ) from None
 
 
 class Command(BaseCommand):
@@ -38,6 +78,8 @@ class Command(BaseCommand):
         if not skip_migrate:
             call_command("migrate", interactive=False, verbosity=0)
         role = settings.SIGNALSERVER_ROLE
+        if role != "worker":
+            collect_static_files(self.stdout)
         argvs = {"web": [web_argv()], "worker": [worker_argv()], "all": [web_argv()]}[role]
         if role == "all" and settings.ENABLE_BACKGROUND_TASKS:
             argvs.append(worker_argv())
