@@ -8,6 +8,8 @@ exits the other is stopped and the exit status passed on.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -23,15 +25,31 @@ from django.contrib.staticfiles import finders
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+WSGI_APP = "signalserver.wsgi"
+PR_SET_CHILD_SUBREAPER = 36
 # collectstatic's default ignore patterns
 STATIC_IGNORE = ["CVS", ".*", "*~"]
 
 
+def release_current() -> Path | None:
+    """RELEASES_DIR/current when the service runs from releases (manage.py release)."""
+    return Path(settings.RELEASES_DIR).absolute() / "current" if settings.RELEASES_DIR else None
+
+
 def web_argv() -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "-c", str(settings.BASE_DIR / "gunicorn.conf.py"), "signalserver.wsgi"]
+    current = release_current()
+    if current:
+        # Every path through `current`: a new master started by a release (USR2) runs the
+        # new release's code with its own virtualenv.
+        bin_dir = current / ".venv" / "bin"
+        return [str(bin_dir / "python"), str(bin_dir / "gunicorn"), "-c", str(current / "gunicorn.conf.py"), WSGI_APP]
+    return [sys.executable, "-m", "gunicorn", "-c", str(settings.BASE_DIR / "gunicorn.conf.py"), WSGI_APP]
 
 
 def worker_argv() -> list[str]:
+    current = release_current()
+    if current:
+        return [str(current / ".venv" / "bin" / "python"), str(current / "manage.py"), "qcluster"]
     return [sys.executable, str(settings.BASE_DIR / "manage.py"), "qcluster"]
 
 
@@ -80,9 +98,9 @@ class Command(BaseCommand):
         role = settings.SIGNALSERVER_ROLE
         if role != "worker":
             collect_static_files(self.stdout)
-        argvs = {"web": [web_argv()], "worker": [worker_argv()], "all": [web_argv()]}[role]
+        argvs = {"web": {"web": web_argv()}, "worker": {"worker": worker_argv()}, "all": {"web": web_argv()}}[role]
         if role == "all" and settings.ENABLE_BACKGROUND_TASKS:
-            argvs.append(worker_argv())
+            argvs["worker"] = worker_argv()
         if role != "worker":
             self.stdout.write(
                 f"signalserver is starting on http://127.0.0.1:{settings.PORT}/ "
@@ -90,28 +108,129 @@ class Command(BaseCommand):
                 f"Create an admin user with: {sys.executable} manage.py createsuperuser\n"
             )
         self.stdout.flush()
-        if len(argvs) == 1:
-            os.execv(argvs[0][0], argvs[0])  # noqa: S606 (replace this process, no shell)
-        sys.exit(self.supervise(argvs))
+        current = release_current()
+        if len(argvs) == 1 and current is None:
+            argv = next(iter(argvs.values()))
+            os.execv(argv[0], argv)  # noqa: S606 (replace this process, no shell)
+        if current is not None:
+            # Gunicorn keeps the path it was started from (PWD) for its successors.
+            os.chdir(current)
+            os.environ["PWD"] = str(current)
+            Path(settings.RELEASES_DIR, f"serve-{role}.pid").write_text(str(os.getpid()))
+        sys.exit(Supervisor(argvs).run())
 
-    def supervise(self, argvs: list[list[str]]) -> int:
+
+class Adopted:
+    """A Gunicorn master that took over from the one we started (a release's USR2 handover).
+    As a child subreaper we inherit it when its parent exits, so it can be waited for."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # not ours after all: watch it from outside
+                self.returncode = None if _alive(self.pid) else 0
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, sig)
+
+    def wait(self) -> int:
+        while self.poll() is None:
+            time.sleep(0.2)
+        return self.returncode or 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def become_subreaper() -> None:
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def gunicorn_successor(exited: int) -> int | None:
+    """The pid of the master that took over from `exited`, when a release handed over to it."""
+    if not settings.GUNICORN_PIDFILE:
+        return None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            pid = int(Path(settings.GUNICORN_PIDFILE).read_text().strip())
+        except (OSError, ValueError):
+            pid = 0
+        if pid and pid != exited and _alive(pid):
+            return pid
+        time.sleep(0.2)
+    return None
+
+
+class Supervisor:
+    """Runs the web server and/or the job cluster; stops all when one stops, passes SIGTERM/SIGINT
+    on once. In a release layout it follows Gunicorn's handover to a new master, and SIGHUP
+    restarts the job cluster from `current`."""
+
+    def __init__(self, argvs: dict[str, list[str]]) -> None:
+        self.argvs = argvs
+        self.children: dict[str, subprocess.Popen[bytes] | Adopted] = {}
+        self.stopping = False
+        self.restart_worker = False
+
+    def start(self, role: str) -> None:
         # Children get their own process group, so a terminal's Ctrl-C reaches them only
         # through `stop`, once: a second SIGTERM makes qcluster hang while it stops.
-        children = [subprocess.Popen(argv, process_group=0) for argv in argvs]
-        stopping: set[int] = set()
+        self.children[role] = subprocess.Popen(self.argvs[role], process_group=0)
 
-        def stop(signum: int, frame: FrameType | None) -> None:
-            for child in children:
-                if child.poll() is None and child.pid not in stopping:
-                    stopping.add(child.pid)
+    def stop(self, signum: int = signal.SIGTERM, frame: FrameType | None = None) -> None:
+        if not self.stopping:
+            self.stopping = True
+            for child in self.children.values():
+                if child.poll() is None:
                     child.send_signal(signal.SIGTERM)
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        while all(child.poll() is None for child in children):
+    def hup(self, signum: int, frame: FrameType | None) -> None:
+        self.restart_worker = True
+
+    def run(self) -> int:
+        if release_current() is not None:
+            become_subreaper()
+        for role in self.argvs:
+            self.start(role)
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        signal.signal(signal.SIGHUP, self.hup)
+        while (exited := self.exited()) is None:
+            if self.restart_worker and "worker" in self.children:
+                self.restart_worker = False
+                self.children["worker"].send_signal(signal.SIGTERM)
+                self.children["worker"].wait()
+                self.start("worker")
             time.sleep(0.2)
-        first = next(child for child in children if child.returncode is not None)
-        stop(signal.SIGTERM, None)
-        for child in children:
+        self.stop()
+        for child in self.children.values():
             child.wait()
-        return first.returncode if first.returncode >= 0 else 128 - first.returncode
+        code = exited.returncode or 0
+        return code if code >= 0 else 128 - code
+
+    def exited(self) -> subprocess.Popen[bytes] | Adopted | None:
+        for role, child in self.children.items():
+            if child.poll() is None:
+                continue
+            handing_over = role == "web" and not self.stopping and release_current() is not None
+            successor = gunicorn_successor(child.pid) if handing_over else None
+            if successor is None:
+                return child
+            self.children["web"] = Adopted(successor)
+        return None
