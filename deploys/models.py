@@ -69,13 +69,15 @@ class Deployment(models.Model):
         """Append a line to the output (already free of secrets) and save it at once."""
         text = f"{self.output}{timezone.localtime():%H:%M:%S} {line.rstrip()}\n"
         self.output = text if len(text) <= OUTPUT_LIMIT else "…" + text[-OUTPUT_LIMIT:]
-        self.save(update_fields=["output", "updated"])
+        if self.pk:  # a first release records its row once its migrations made the table
+            self.save(update_fields=["output", "updated"])
 
     def finish(self, status: str, line: str = "") -> None:
         if line:
             self.log(line)
         self.status, self.finished = status, timezone.now()
-        self.save(update_fields=["status", "finished", "method", "render_deploy_id", "updated"])
+        if self.pk:
+            self.save(update_fields=["status", "finished", "method", "render_deploy_id", "release", "updated"])
 
     @classmethod
     def expire_stale(cls, older_than: dt.timedelta) -> int:

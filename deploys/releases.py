@@ -34,6 +34,7 @@ from pathlib import Path
 
 import requests
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
 from deploys import local
@@ -284,7 +285,7 @@ class Releaser:
 
     def __init__(self, actor: str) -> None:
         self.layout = Layout.configured()
-        self.deployment = Deployment.objects.create(
+        self.deployment = Deployment(
             triggered_by="cli",
             actor=actor[:200],
             requested_method="release",
@@ -292,6 +293,15 @@ class Releaser:
             status="running",
             started=timezone.now(),
         )
+        self.record()
+
+    def record(self) -> None:
+        """Save the row; on a database not migrated yet, once the release's migrations ran."""
+        if self.deployment.pk is None:
+            try:
+                self.deployment.save()
+            except DatabaseError:
+                pass  # no deploys table yet: the first release's migrate makes it, then record() again
 
     def log(self, line: str) -> None:
         self.deployment.log(line)
@@ -300,7 +310,6 @@ class Releaser:
         layout = self.layout
         number = max(layout.numbers(), default=0) + 1
         self.deployment.release = number
-        self.deployment.save(update_fields=["release"])
         path = layout.release(number)
         try:
             layout.releases.mkdir(parents=True, exist_ok=True)
@@ -309,6 +318,7 @@ class Releaser:
             install(layout, path, self.log)
             manage(path, ["collectstatic", "--noinput", "-v0"], self.log)
             manage(path, ["migrate", "--noinput"], self.log)
+            self.record()
         except (ReleaseError, OSError, subprocess.SubprocessError) as e:
             if path.exists():
                 layout.write_meta(number, status="failed")
@@ -326,7 +336,6 @@ class Releaser:
             )
             return self.deployment
         self.deployment.release = target
-        self.deployment.save(update_fields=["release"])
         return self.go_live(target, previous=current)
 
     def go_live(self, number: int, previous: int | None) -> Deployment:

@@ -99,12 +99,15 @@ class Load:
         return next((a for a in self.answers if a.release == release), None)
 
 
-def serve(root: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def serve(root: Path, env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
     current = root / "current"
+    output = log.open("ab") if log else None
     return subprocess.Popen(
         [str(current / ".venv" / "bin" / "python"), str(current / "manage.py"), "serve"],
         cwd=current,
         env={k: v for k, v in env.items() if k != "PYTHONPATH"},
+        stdout=output,
+        stderr=subprocess.STDOUT if output else None,
         start_new_session=True,
     )
 
