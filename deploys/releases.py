@@ -46,6 +46,7 @@ COPY_IGNORE = shutil.ignore_patterns(
 INSTALL_TIMEOUT_SECONDS = 1800
 MANAGE_TIMEOUT_SECONDS = 600
 HEALTHY_ANSWERS = 3  # consecutive 200s from the new release
+GIT = shutil.which("git") or "/usr/bin/git"
 
 Log = Callable[[str], None]
 
@@ -144,14 +145,14 @@ def fetch_source(source: str, dest: Path, repository: str, log: Log) -> str:
     if path.is_dir():
         log(f"Copying {path.absolute()}")
         shutil.copytree(path, dest, ignore=COPY_IGNORE, symlinks=True)
-        head = local.run(["git", "-C", str(path), "rev-parse", "HEAD"], 30)
+        head = local.run([GIT, "-C", str(path), "rev-parse", "HEAD"], 30)
         return head.output.strip() if head.ok else ""
     if not repository or not Path(repository).exists():
         raise ReleaseError(f"{source} is not a directory, and there is no git repository to find it in ({repository})")
-    commit = checked(["git", "-C", repository, "rev-parse", "--verify", f"{source}^{{commit}}"], log, 60).strip()
+    commit = checked([GIT, "-C", repository, "rev-parse", "--verify", f"{source}^{{commit}}"], log, 60).strip()
     log(f"Exporting {source} ({commit[:12]}) from {repository}")
     archive = subprocess.run(
-        ["git", "-C", repository, "archive", "--format=tar", commit], capture_output=True, timeout=300, check=True
+        [GIT, "-C", repository, "archive", "--format=tar", commit], capture_output=True, timeout=300, check=True
     ).stdout
     dest.mkdir(parents=True)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:

@@ -156,7 +156,7 @@ API_SCOPES = (
     ("deploy", "Trigger deployments"),
     ("test_r2", "Test the R2 offload (POST /api/test-r2)"),
 )
-API_TOKEN_PREFIX = "sst_"  # noqa: S105  (a marker, not a secret)
+API_TOKEN_PREFIX = "sst_"  # a marker, not a secret  # noqa: S105  # nosec B105
 
 
 class ApiToken(models.Model):

@@ -95,7 +95,7 @@ if MISSING_REQUIRED_ENV and not DEBUG:
         " set DEBUG=true for local development)"
     )
 if not SECRET_KEY:
-    SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"  # noqa: S105
+    SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"  # noqa: S105  # nosec B105
 # Local probes (container healthcheck, the dashboard on the host itself) always work.
 ALLOWED_HOSTS += ["localhost", "127.0.0.1", "[::1]"]
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")

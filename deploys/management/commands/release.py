@@ -8,7 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from deploys.releases import Layout, ReleaseError, Releaser
+from deploys import local
+from deploys.releases import GIT, Layout, ReleaseError, Releaser
 
 
 def actor(command: str) -> str:
@@ -39,8 +40,6 @@ class Command(BaseCommand):
 
 
 def fetch_repository(repository: str) -> None:
-    from deploys import local
-
-    result = local.run(["git", "-C", repository, "fetch", "--prune", "--tags"], 300)
+    result = local.run([GIT, "-C", repository, "fetch", "--prune", "--tags"], 300)
     if not result.ok:
         raise ReleaseError(f"git fetch in {repository} {local.describe(result, 300)}: {result.output.strip()}")
