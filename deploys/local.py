@@ -61,6 +61,15 @@ def _stop(proc: subprocess.Popen[bytes]) -> bytes:
     return out
 
 
+def alive(pid: int) -> bool:
+    """The process exists and has not exited (a zombie waiting for its parent has)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def describe(result: Result, timeout: float) -> str:
     if result.returncode is None:
         return f"stopped after the {timeout:g} s timeout"

@@ -38,6 +38,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from deploys import local
+from deploys.local import alive
 from deploys.models import Deployment
 
 COPY_IGNORE = shutil.ignore_patterns(
@@ -204,14 +205,6 @@ def read_pid(path: Path) -> int | None:
     except (OSError, ValueError):
         return None
     return pid if alive(pid) else None
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def wait_for(condition: Callable[[], object], deadline: float, step: float = 0.1) -> bool:

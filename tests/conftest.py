@@ -114,15 +114,6 @@ def wait_until(condition, timeout: float = 30, interval: float = 0.1, message: s
     raise AssertionError(f"{message} not met within {timeout} s")
 
 
-def running(pid: int) -> bool:
-    """The process exists and is not a zombie waiting for its parent."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
 def run_together(task: Callable[[], T], threads: int) -> list[T]:
     """Run `task` in `threads` threads released at the same instant, each on its own database
     connection; what each returned."""

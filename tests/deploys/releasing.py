@@ -13,7 +13,8 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import ROOT, running
+from deploys.local import alive as running
+from tests.conftest import ROOT
 from tests.deploys.checkout import fresh_checkout
 
 # Kept between runs: the virtualenv a release installs is reused when requirements.txt is unchanged.

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port, running, wait_until
+from deploys.local import alive as running
+from tests.conftest import ROOT, free_port, wait_until
 from tests.deploys.checkout import fresh_checkout
 
 pytestmark = pytest.mark.slow

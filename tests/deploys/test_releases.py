@@ -9,10 +9,11 @@ import shutil
 
 import pytest
 
+from deploys.local import alive as running
 from deploys.models import Deployment
 from deploys.releases import Layout, prune
 from signalserver.models import WorkerHeartbeat
-from tests.conftest import child_database_env, free_port, manage, running, wait_until
+from tests.conftest import child_database_env, free_port, manage, wait_until
 from tests.deploys.releasing import RELEASES_ROOT, Load, git_repository, reset, serve, source, stop_serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -11,8 +11,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from deploys import triggers
+from deploys.local import alive as running
 from deploys.models import Deployment
-from tests.conftest import running, wait_until
+from tests.conftest import wait_until
 from tests.deploys.render_server import API_KEY, HOOK_KEY, SERVICE
 
 pytestmark = pytest.mark.django_db

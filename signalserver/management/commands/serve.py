@@ -25,6 +25,9 @@ from django.contrib.staticfiles import finders
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from deploys.local import alive
+from deploys.releases import read_pid
+
 WSGI_APP = "signalserver.wsgi"
 PR_SET_CHILD_SUBREAPER = 36
 # collectstatic's default ignore patterns
@@ -133,7 +136,7 @@ class Adopted:
             try:
                 pid, status = os.waitpid(self.pid, os.WNOHANG)
             except ChildProcessError:  # not ours after all: watch it from outside
-                self.returncode = None if _alive(self.pid) else 0
+                self.returncode = None if alive(self.pid) else 0
                 return self.returncode
             if pid:
                 self.returncode = os.waitstatus_to_exitcode(status)
@@ -149,13 +152,6 @@ class Adopted:
         return self.returncode or 0
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def become_subreaper() -> None:
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -167,11 +163,8 @@ def gunicorn_successor(exited: int) -> int | None:
         return None
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        try:
-            pid = int(Path(settings.GUNICORN_PIDFILE).read_text().strip())
-        except (OSError, ValueError):
-            pid = 0
-        if pid and pid != exited and _alive(pid):
+        pid = read_pid(Path(settings.GUNICORN_PIDFILE))
+        if pid is not None and pid != exited:
             return pid
         time.sleep(0.2)
     return None
