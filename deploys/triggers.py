@@ -113,6 +113,7 @@ def run(deployment: Deployment) -> None:
             deployment.log(e.message)
             continue
         deployment.render_deploy_id = accepted.deploy_id
+        deployment.save(update_fields=["method", "render_deploy_id", "updated"])
         deployment.log(accepted.message)
         after_render_accepted(deployment)
         return
@@ -133,7 +134,7 @@ def follow(deployment: Deployment) -> None:
     then hands over to a new job; the whole wait is capped by RENDER_DEPLOY_WAIT_SECONDS."""
     started = deployment.started or timezone.now()
     deadline = started.timestamp() + settings.RENDER_DEPLOY_WAIT_SECONDS
-    hand_over_at = time.time() + max(30, settings.Q_TIMEOUT_SECONDS - 60)
+    hand_over_at = time.time() + max(1, settings.Q_TIMEOUT_SECONDS - 60)
     last = ""
     while time.time() < deadline:
         try:

@@ -88,6 +88,18 @@ def test_a_deploy_still_building_at_the_deadline_fails_saying_so(api, settings):
     assert "did not report live or failed within 0.2 s (last: build_in_progress)" in deployment.output
 
 
+def test_a_long_render_deploy_is_followed_by_successive_jobs(api, settings):
+    from django_q.models import Task
+
+    settings.Q_TIMEOUT_SECONDS = 61  # each job follows for 1 s, then hands over
+    settings.RENDER_DEPLOY_POLL_SECONDS = 0.2
+    api.statuses.clear()
+    api.statuses.extend(["build_in_progress"] * 12 + ["live"])
+    deployment = deploy()
+    assert deployment.status == "succeeded" and "dep-api: live" in deployment.output
+    assert Task.objects.filter(func="deploys.tasks.follow_render").count() >= 1
+
+
 def test_an_unreachable_hook_is_a_failure_with_the_reason(render, settings):
     settings.RENDER_DEPLOY_HOOK_URL = f"{render.base_url.rsplit(':', 1)[0]}:1/deploy/{SERVICE}?key={HOOK_KEY}"
     settings.RENDER_API_BASE_URL = render.base_url.rsplit(":", 1)[0] + ":1"
