@@ -62,7 +62,7 @@ def main() -> None:
     try:
         bench(url, env, sources, options)
     finally:
-        stop_serve(web, root)
+        stop_serve(web)
 
 
 def bench(url: str, env: dict[str, str], sources: list[Path], options: argparse.Namespace) -> None:

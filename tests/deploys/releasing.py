@@ -113,17 +113,28 @@ def serve(root: Path, env: dict[str, str], log: Path | None = None) -> subproces
     )
 
 
-def stop_serve(proc: subprocess.Popen[bytes], root: Path, timeout: float = 60) -> int:
-    """SIGTERM serve; its exit status. Whatever is left (a master that took over) is killed."""
+def stop_serve(proc: subprocess.Popen[bytes], timeout: float = 60) -> int | None:
+    """SIGTERM serve; its exit status (None: it did not stop in time). Whatever is left in its
+    session afterwards (a master that took over, a job cluster) is killed."""
     proc.send_signal(signal.SIGTERM)
     try:
-        code = proc.wait(timeout=timeout)
-    finally:
-        for pidfile in root.glob("gunicorn.pid*"):
-            try:
-                pid = int(pidfile.read_text())
-            except (OSError, ValueError):
-                continue
-            if running(pid):
-                subprocess.run(["kill", "-9", str(pid)], check=False)
+        code: int | None = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        code = None
+    for pid in session_members(proc.pid):
+        subprocess.run(["kill", "-9", str(pid)], check=False)
+    if code is None:
+        proc.wait(timeout=10)
     return code
+
+
+def session_members(session: int) -> list[int]:
+    members = []
+    for process in Path("/proc").iterdir():
+        try:
+            fields = (process / "stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if process.name.isdigit() and int(fields[3]) == session and running(int(process.name)):
+            members.append(int(process.name))
+    return members

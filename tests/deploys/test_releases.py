@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +18,16 @@ from deploys.models import Deployment
 from deploys.releases import Layout, prune
 from signalserver.models import WorkerHeartbeat
 from tests.conftest import child_database_env, free_port, manage, wait_until
-from tests.deploys.releasing import RELEASES_ROOT, Load, git_repository, reset, serve, source, stop_serve
+from tests.deploys.releasing import (
+    RELEASES_ROOT,
+    Load,
+    git_repository,
+    reset,
+    serve,
+    session_members,
+    source,
+    stop_serve,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -26,16 +39,27 @@ def release_env(production_env: dict[str, str], port: int) -> dict[str, str]:
         "RELEASES_DIR": str(RELEASES_ROOT),
         "PORT": str(port),
         "HOST": "127.0.0.1",
-        "SIGNALSERVER_ROLE": "web",
+        "SIGNALSERVER_ROLE": "all",
+        "Q_WORKERS": "1",
         "GUNICORN_WORKERS": "2",
         "GUNICORN_GRACEFUL_TIMEOUT": "10",
         "RELEASE_HEALTH_TIMEOUT_SECONDS": "90",
     }
 
 
-def test_releases_switch_without_a_failed_request_and_a_broken_one_is_rolled_back(
-    tmp_path, production_env, stop_process
-):
+@pytest.fixture
+def serving() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`serve` processes to stop at the end, with whatever is left in their sessions."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            stop_serve(proc)
+        for pid in session_members(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_releases_switch_without_a_failed_request_and_a_broken_one_is_rolled_back(tmp_path, production_env, serving):
     WorkerHeartbeat.beat("qcluster@test", "test", os.getpid())  # /health wants a job cluster
     port = free_port()
     env = release_env(production_env, port)
@@ -46,9 +70,10 @@ def test_releases_switch_without_a_failed_request_and_a_broken_one_is_rolled_bac
     assert os.readlink(RELEASES_ROOT / "current") == "releases/1"
 
     web = serve(RELEASES_ROOT, env)
-    stop_process.append(web)
+    serving.append(web)
     url = f"http://127.0.0.1:{port}/health/live"
     wait_until(lambda: _answers(url) == "1", timeout=120, message="release 1 serving")
+    cluster = wait_until(lambda: job_cluster(web.pid), timeout=60, message="the job cluster running")
 
     # Release 2 from a git ref, under load.
     repository = git_repository(source(tmp_path / "b", build="b"))
@@ -63,6 +88,9 @@ def test_releases_switch_without_a_failed_request_and_a_broken_one_is_rolled_bac
     deployment = Deployment.objects.get(release=2)
     assert deployment.status == "succeeded" and deployment.method == "release"
     assert "Requirements unchanged" in deployment.output
+    # serve followed the hand-over to the new master, and restarted the job cluster on the new code.
+    assert web.poll() is None and "restart the job cluster" in deployment.output
+    wait_until(lambda: job_cluster(web.pid) not in (None, cluster), timeout=60, message="a new job cluster")
 
     # A broken release: its master cannot start its workers; current goes back, 2 keeps serving.
     with Load(url) as load:
@@ -87,9 +115,22 @@ def test_releases_switch_without_a_failed_request_and_a_broken_one_is_rolled_bac
     assert load.failed == []
     assert os.readlink(RELEASES_ROOT / "current") == "releases/1"
 
-    assert stop_serve(web, RELEASES_ROOT) == 0
+    assert stop_serve(web) == 0
     master = RELEASES_ROOT / "gunicorn.pid"
     assert not master.exists() or not running(int(master.read_text()))
+
+
+def job_cluster(serve_pid: int) -> int | None:
+    """The pid of serve's `qcluster` child."""
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[-1].split()[1]) == serve_pid and b"qcluster" in cmdline:
+            return int(proc.name)
+    return None
 
 
 def _answers(url: str) -> str:

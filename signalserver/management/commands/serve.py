@@ -178,6 +178,7 @@ class Supervisor:
     def __init__(self, argvs: dict[str, list[str]]) -> None:
         self.argvs = argvs
         self.children: dict[str, subprocess.Popen[bytes] | Adopted] = {}
+        self.terminated: set[int] = set()
         self.stopping = False
         self.restart_worker = False
 
@@ -186,12 +187,16 @@ class Supervisor:
         # through `stop`, once: a second SIGTERM makes qcluster hang while it stops.
         self.children[role] = subprocess.Popen(self.argvs[role], process_group=0)
 
+    def terminate(self, child: subprocess.Popen[bytes] | Adopted) -> None:
+        # Once per process: a second SIGTERM makes qcluster hang while it stops.
+        if child.pid not in self.terminated and child.poll() is None:
+            self.terminated.add(child.pid)
+            child.send_signal(signal.SIGTERM)
+
     def stop(self, signum: int = signal.SIGTERM, frame: FrameType | None = None) -> None:
-        if not self.stopping:
-            self.stopping = True
-            for child in self.children.values():
-                if child.poll() is None:
-                    child.send_signal(signal.SIGTERM)
+        self.stopping = True
+        for child in list(self.children.values()):
+            self.terminate(child)
 
     def hup(self, signum: int, frame: FrameType | None) -> None:
         self.restart_worker = True
@@ -207,14 +212,17 @@ class Supervisor:
         while (exited := self.exited()) is None:
             if self.restart_worker and "worker" in self.children:
                 self.restart_worker = False
-                self.children["worker"].send_signal(signal.SIGTERM)
+                self.terminate(self.children["worker"])
                 self.children["worker"].wait()
-                self.start("worker")
+                if not self.stopping:
+                    self.start("worker")
             time.sleep(0.2)
         self.stop()
         for child in self.children.values():
             child.wait()
         code = exited.returncode or 0
+        if code == -signal.SIGTERM and exited.pid in self.terminated:
+            return 0  # stopped by us before it could handle the signal (a job cluster still starting)
         return code if code >= 0 else 128 - code
 
     def exited(self) -> subprocess.Popen[bytes] | Adopted | None:
