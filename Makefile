@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install install-dev install-browser
+.PHONY: run test lint install install-dev install-browser install-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,12 @@ install-browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y -qq chromium chromium-driver >/dev/null; } || echo "Chromium could not be installed"
 
-test: install-dev install-browser
+# actionlint runs shellcheck on the workflows' scripts when it is there, as on GitHub's runners.
+install-tools:
+	@command -v shellcheck >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq shellcheck >/dev/null; } || echo "shellcheck could not be installed"
+
+test: install-dev install-browser install-tools
 	scripts/test
 
 lint: install-dev

@@ -30,3 +30,11 @@ preload_app = False
 control_socket_disable = True
 # The access log never shows the token of a sign-in link.
 logger_class = "signalserver.gunicorn_logging.RedactingLogger"
+# Releases (manage.py release): workers load the code through RELEASES_DIR/current, and the
+# master's pid file lets a release hand over to a new master (USR2) without refusing a request.
+_releases = os.environ.get("RELEASES_DIR", "").strip()
+if _releases:
+    chdir = os.path.join(_releases, "current")
+pidfile = os.environ.get("GUNICORN_PIDFILE", "").strip() or (
+    os.path.join(_releases, "gunicorn.pid") if _releases else None
+)

@@ -52,7 +52,7 @@ from mail.models import Email, Mailbox  # noqa: E402
 from mail.parsing import extract_bodies, parse_message  # noqa: E402
 from mail.poller import run_session  # noqa: E402
 
-TOOL = Path(os.environ.get("IMAP_TEST_SERVER", ROOT.parent / "shared" / "tools" / "imap-test-server"))
+TOOL = Path(os.environ.get("IMAP_TEST_SERVER", ROOT / "scripts" / "imap-test-server"))
 
 
 def start_server() -> dict[str, str]:

@@ -71,10 +71,19 @@ def check_target(url: str) -> None:
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:
     """POST `body`; checks the target again at send time (the DNS answer may have changed)."""
+    return request("POST", url, headers, timeout, body)
+
+
+def get(url: str, headers: dict[str, str], timeout: float) -> Response:
+    return request("GET", url, headers, timeout)
+
+
+def request(method: str, url: str, headers: dict[str, str], timeout: float, body: bytes | None = None) -> Response:
     check_target(url)
     started = time.perf_counter()
     try:
-        response = _session.post(
+        response = _session.request(
+            method,
             url,
             data=body,
             headers={"User-Agent": USER_AGENT, **headers},

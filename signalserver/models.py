@@ -157,7 +157,7 @@ API_SCOPES = (
     ("test_r2", "Test the R2 offload (POST /api/test-r2)"),
     ("ingress", "Push mail from the Gmail Apps Script (POST /api/ingress/gmail)"),
 )
-API_TOKEN_PREFIX = "sst_"  # noqa: S105  (a marker, not a secret)
+API_TOKEN_PREFIX = "sst_"  # a marker, not a secret  # noqa: S105  # nosec B105
 
 
 class ApiToken(models.Model):

@@ -7,6 +7,7 @@ small helpers below, which reject malformed values with a message naming the var
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,7 @@ if MISSING_REQUIRED_ENV and not DEBUG:
         " set DEBUG=true for local development)"
     )
 if not SECRET_KEY:
-    SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"  # noqa: S105
+    SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"  # noqa: S105  # nosec B105
 # Local probes (container healthcheck, the dashboard on the host itself) always work.
 ALLOWED_HOSTS += ["localhost", "127.0.0.1", "[::1]"]
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -127,6 +128,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "signalserver.middleware.RequestIdMiddleware",
+    "deploys.middleware.release_header",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -390,3 +392,34 @@ MAKE_SCENARIOS = {
     "autorepondeur": env_int("MAKE_SCENARIO_ID_AUTOREPONDEUR", 7448207, 1),
     "recadrage": env_int("MAKE_SCENARIO_ID_RECADRAGE", 6649843, 1),
 }
+# Deploys: the Render deploy hook, else the Render API, else a local command; a job does the work.
+RENDER_API_BASE_URL = env_str("RENDER_API_BASE_URL", "https://api.render.com").rstrip("/")
+# Its `key` query parameter is a secret: it is masked (?key=***) wherever the URL is shown.
+RENDER_DEPLOY_HOOK_URL = env_secret("RENDER_DEPLOY_HOOK_URL")
+RENDER_API_KEY = env_secret("RENDER_API_KEY")
+RENDER_SERVICE_ID = env_str("RENDER_SERVICE_ID")
+RENDER_DEPLOY_CLEAR_CACHE = env_str("RENDER_DEPLOY_CLEAR_CACHE", "do_not_clear")
+if RENDER_DEPLOY_CLEAR_CACHE not in ("clear", "do_not_clear"):
+    raise ImproperlyConfigured(f"RENDER_DEPLOY_CLEAR_CACHE={RENDER_DEPLOY_CLEAR_CACHE!r} must be clear or do_not_clear")
+RENDER_IMAGE_URL = env_str("RENDER_IMAGE_URL")
+# A Render deploy is followed until live or failed, for at most this long.
+RENDER_DEPLOY_WAIT_SECONDS = env_int("RENDER_DEPLOY_WAIT_SECONDS", 1800, 0)
+RENDER_DEPLOY_POLL_SECONDS = env_int("RENDER_DEPLOY_POLL_SECONDS", 10, 1, 300)
+# Run as an argument list, never through a shell: put compound commands in a script.
+DEPLOY_CMD = shlex.split(env_str("DEPLOY_CMD"))
+if set(DEPLOY_CMD) & {";", "&&", "||", "|", ">", ">>", "<", "&"}:
+    raise ImproperlyConfigured("DEPLOY_CMD is run without a shell: put a compound command in a script and name it")
+DEPLOY_CMD_TIMEOUT_SECONDS = env_int("DEPLOY_CMD_TIMEOUT_SECONDS", 300, 1, Q_TIMEOUT_SECONDS - 30)
+# GitHub webhook: pushes to DEPLOY_BRANCH start a deployment.
+GITHUB_WEBHOOK_SECRET = env_secret("GITHUB_WEBHOOK_SECRET")
+DEPLOY_BRANCH = env_str("DEPLOY_BRANCH", "main")
+GITHUB_WEBHOOK_MAX_BYTES = env_int("GITHUB_WEBHOOK_MAX_BYTES", 5 * 1024 * 1024, 1024)
+# Self-hosted releases: RELEASES_DIR/releases/<N>/ and the RELEASES_DIR/current symlink.
+RELEASES_DIR = env_str("RELEASES_DIR")
+RELEASE_REPOSITORY = env_str("RELEASE_REPOSITORY") or (str(Path(RELEASES_DIR) / "repo") if RELEASES_DIR else "")
+RELEASES_KEPT = env_int("RELEASES_KEPT", 4, 2)
+RELEASE_HEALTH_URL = env_str("RELEASE_HEALTH_URL", f"http://127.0.0.1:{PORT}/health")
+RELEASE_HEALTH_TIMEOUT_SECONDS = env_int("RELEASE_HEALTH_TIMEOUT_SECONDS", 60, 5)
+RELEASE_RESTART_WORKER_CMD = shlex.split(env_str("RELEASE_RESTART_WORKER_CMD"))
+# Gunicorn's master writes its pid here (gunicorn.conf.py reads the same variables).
+GUNICORN_PIDFILE = env_str("GUNICORN_PIDFILE") or (str(Path(RELEASES_DIR) / "gunicorn.pid") if RELEASES_DIR else "")

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
-from signalserver import accounts, dashboard, ingress, views
+from signalserver import accounts, dashboard, deployments, ingress, views
 
 admin.site.site_header = "signalserver"
 admin.site.site_title = "signalserver"
@@ -14,6 +14,10 @@ urlpatterns = [
     path("dashboard/deliveries/<int:pk>/resend", dashboard.resend_delivery, name="dashboard-resend"),
     path("dashboard/test-webhook", dashboard.send_test_webhook, name="dashboard-test-webhook"),
     path("dashboard/magic-links", dashboard.create_magic_link, name="dashboard-magic-link"),
+    path("dashboard/deploy", deployments.dashboard_deploy, name="dashboard-deploy"),
+    path("api/deploy_application", deployments.api_deploy, name="api-deploy"),
+    path("api/deployments/<int:pk>", deployments.api_deployment, name="api-deployment"),
+    path("deploys/", include("deploys.urls")),
     path("login", accounts.login, name="login"),
     path("logout", accounts.logout, name="logout"),
     path("login/magic/<str:token>", accounts.magic_link, name="magic-link"),

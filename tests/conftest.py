@@ -17,6 +17,18 @@ from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
+# Set where every test must run (the GitHub workflow): a skipped test counts as a failure there.
+REQUIRE_ALL_TESTS = os.environ.get("REQUIRE_ALL_TESTS", "").lower() in ("1", "true", "yes")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if REQUIRE_ALL_TESTS and report.skipped:
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but REQUIRE_ALL_TESTS is set so every test must run: {reason}"
 
 
 def free_port() -> int:

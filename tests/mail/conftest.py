@@ -16,7 +16,7 @@ from mail.models import Mailbox
 from tests.conftest import ROOT
 from tests.delivery.receiver import Receiver
 
-IMAP_TOOL = Path(os.environ.get("IMAP_TEST_SERVER", str(ROOT.parent / "shared" / "tools" / "imap-test-server")))
+IMAP_TOOL = Path(os.environ.get("IMAP_TEST_SERVER", str(ROOT / "scripts" / "imap-test-server")))
 
 
 def start_imap_server(

@@ -172,7 +172,7 @@ def test_it_shows_r2_links_and_deployments(browser):
     Deployment.objects.create(triggered_by="github", actor="delivery-123", status="succeeded")
     page = browser.get("/").content.decode()
     assert "photos.zip" in page and "https://media.example/a" in page
-    assert "GitHub webhook (delivery-123) · Succeeded" in page
+    assert "GitHub webhook (delivery-123)" in page and 'class="pill deploy-succeeded">Succeeded' in page
 
 
 def test_buttons_are_posts_with_csrf(operator, box, endpoint):
