@@ -24,6 +24,7 @@ are the commands above.
 from __future__ import annotations
 
 import argparse
+import atexit
 import http.client
 import os
 import re
@@ -36,37 +37,54 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from delivery_bench import ROOT, TMP, child_env, stop  # noqa: E402  (sets up Django for the benchmarks)
-from mail_bench import Account, fresh_mailbox, pct, start_server  # noqa: E402
+# delivery_bench comes first: importing it sets up Django for the benchmarks.
+from delivery_bench import ROOT, TMP, child_env, stop
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection
+from django.db.models import Count
+from django_q.brokers import get_broker
+from django_q.models import Schedule
+from django_q.tasks import async_task, result
+from mail_bench import Account, fresh_mailbox, pct, start_server
 
-from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.db.models import Count  # noqa: E402
-from django_q.brokers import get_broker  # noqa: E402
-from django_q.models import Schedule  # noqa: E402
-from django_q.tasks import async_task, result  # noqa: E402
-
-from delivery.models import Attempt, Delivery, Endpoint, SendingSchedule  # noqa: E402
-from demo.receiver import Request, load_records  # noqa: E402
-from demo.samples import Sample, mixed, recadrage  # noqa: E402
-from mail.models import Email  # noqa: E402
+from delivery.models import Attempt, Delivery, Endpoint, SendingSchedule
+from demo.receiver import Request, load_records
+from demo.samples import Sample, mixed, recadrage
+from mail.models import Email
 
 LIVE_BASE = 900_000  # lot numbers of the live emails, apart from the backlog's
 _SUBJECT_RE = re.compile(rb'"subject": "((?:[^"\\]|\\.)*)"')
 
 
+PROFILE_DIR = ""  # --profile: py-spy on the job cluster, pyinstrument on the poller
+STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """Whatever happened, no process of a run outlives the benchmark."""
+    for proc in STARTED:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def spawn(command: list[str], **options: Any) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(command, cwd=ROOT, env=child_env(), start_new_session=True, **options)
+    STARTED.append(proc)
+    return proc
+
+
 def start(args: list[str]) -> subprocess.Popen[bytes]:
     """A `manage.py` command in its own session; its progress lines are not shown (warnings are)."""
-    return subprocess.Popen(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=child_env(),
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    command = [sys.executable, "manage.py", *args]
+    if PROFILE_DIR and args[0] == "poll":
+        report = f"{PROFILE_DIR}/poller.txt"
+        command = [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", report, "manage.py", *args]
+    return spawn(command, stdout=subprocess.DEVNULL)
 
 
 class ReceiverProcess:
@@ -74,13 +92,7 @@ class ReceiverProcess:
 
     def __init__(self, record: str) -> None:
         self.record = record
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "demo.receiver", "--record", record],
-            cwd=ROOT,
-            env=child_env(),
-            stdout=subprocess.PIPE,
-            start_new_session=True,
-        )
+        self.proc = spawn([sys.executable, "-m", "demo.receiver", "--record", record], stdout=subprocess.PIPE)
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().decode().split()[-1]
         port = int(self.url.split(":")[2].split("/")[0])
@@ -98,11 +110,11 @@ class ReceiverProcess:
 
 
 @dataclass
-class Peaks:
-    """Peak RSS (VmHWM) of process trees, sampled until they end."""
+class Usage:
+    """Peak RSS (VmHWM) and CPU time of process trees, sampled until they end."""
 
     roots: dict[str, int] = field(default_factory=dict)
-    peaks: dict[int, tuple[str, int]] = field(default_factory=dict)
+    peaks: dict[int, tuple[str, int, float]] = field(default_factory=dict)  # pid: label, KB, CPU s
     done: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -110,9 +122,6 @@ class Peaks:
 
     def watch(self, label: str, pid: int) -> None:
         self.roots[label] = pid
-
-    def note(self, label: str, pid: int, kilobytes: int) -> None:
-        self.peaks[pid] = (label, max(kilobytes, self.peaks.get(pid, ("", 0))[1]))
 
     def _run(self) -> None:
         while not self.done.wait(0.2):
@@ -134,18 +143,27 @@ class Peaks:
         names = ("", " sentinel", " worker/pusher/monitor")
         try:
             status = Path(f"/proc/{pid}/status").read_text()
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             return
         hwm = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")), 0)
-        self.note(label + names[min(depth, 2)], pid, hwm)
+        cpu = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+        name = label + names[min(depth, 2)]
+        self.peaks[pid] = (name, max(hwm, self.peaks.get(pid, ("", 0, 0.0))[1]), cpu)
         for child in children.get(pid, []):
             self._walk(label, child, children, depth + 1)
 
-    def report(self) -> str:
-        by_label: dict[str, list[int]] = {}
-        for label, kilobytes in self.peaks.values():
-            by_label.setdefault(label, []).append(round(kilobytes / 1024))
-        return "; ".join(f"{label} {' / '.join(map(str, sorted(mb)))} MB" for label, mb in sorted(by_label.items()))
+    def report(self) -> list[str]:
+        rss: dict[str, list[int]] = {}
+        cpu: dict[str, float] = {}
+        for label, kilobytes, seconds in self.peaks.values():
+            rss.setdefault(label, []).append(round(kilobytes / 1024))
+            cpu[label] = cpu.get(label, 0) + seconds
+        return [
+            "peak RSS: "
+            + "; ".join(f"{label} {' / '.join(map(str, sorted(mb)))} MB" for label, mb in sorted(rss.items())),
+            "CPU time: " + "; ".join(f"{label} {seconds:.1f} s" for label, seconds in sorted(cpu.items())),
+        ]
 
 
 def reset(account: Account, receiver_url: str) -> Endpoint:
@@ -217,9 +235,10 @@ def check_webhooks(records: list[Request], secret: str, expected: list[str]) -> 
     attempts = Attempt.objects.count()
     delivered = Delivery.objects.filter(status="delivered").count()
     lines = [
-        f"webhooks: {len(records):,} received for {len(expected):,} expected; {len(records) - len(set(ids))} sent twice "
-        f"(same webhook-id), {len(subjects) - len(set(subjects))} emails received twice; {len(missing)} missing, "
-        f"{len(unexpected)} unexpected",
+        f"webhooks: {len(records):,} received for {len(expected):,} expected; "
+        f"{len(records) - len(set(ids))} sent twice (same webhook-id), "
+        f"{len(subjects) - len(set(subjects))} emails received twice; "
+        f"{len(missing)} missing, {len(unexpected)} unexpected",
         f"signatures: {len(records) - bad:,} verified with standardwebhooks, {bad} rejected",
         f"database: {delivered:,} deliveries delivered, {attempts:,} attempts",
     ]
@@ -243,11 +262,11 @@ class Run:
     count: int
     poller: list[str]
     samples: list[Sample] = field(default_factory=list)
-    peaks: Peaks = field(default_factory=Peaks)
+    usage: Usage = field(default_factory=Usage)
 
     def prepare(self) -> None:
         self.receiver = ReceiverProcess(f"{TMP}/received-{time.time_ns()}.jsonl")
-        self.peaks.watch("receiver", self.receiver.proc.pid)
+        self.usage.watch("receiver", self.receiver.proc.pid)
         self.endpoint = reset(self.account, self.receiver.url)
         self.samples = [mixed(n) for n in range(self.count)]
         appended = fill(self.account, self.samples)
@@ -256,29 +275,54 @@ class Run:
         print(f"  backlog: {self.count:,} emails of {size:.1f} KB on average, {webhooks:,} of them make a webhook")
         print(f"  (APPEND took {appended:.1f} s)")
         self.cluster = start(["qcluster"])
-        self.peaks.watch("qcluster", self.cluster.pid)
+        self.usage.watch("qcluster", self.cluster.pid)
         wait_cluster_ready()
+        if PROFILE_DIR:
+            py_spy = str(Path(sys.executable).parent / "py-spy")
+            output = f"{PROFILE_DIR}/cluster.txt"
+            self.spy = spawn(
+                [
+                    py_spy,
+                    "record",
+                    "--subprocesses",
+                    "--gil",
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "50",
+                    "--pid",
+                    str(self.cluster.pid),
+                    "-o",
+                    output,
+                ],
+                stdout=subprocess.DEVNULL,
+            )
 
     def start_poller(self) -> None:
         self.started = time.monotonic()
         self.poll = start(self.poller)
-        self.peaks.watch(" ".join(self.poller), self.poll.pid)
+        self.usage.watch(" ".join(self.poller), self.poll.pid)
         self.poll_ended: float | None = None
         if "--once" in self.poller:
             threading.Thread(target=self._note_end, daemon=True).start()
 
     def _note_end(self) -> None:
-        # Not os.wait4's ru_maxrss: it would include this process's peak from before the exec.
-        self.poll.wait()
+        _, _, rusage = os.wait4(self.poll.pid, 0)
         self.poll_ended = time.monotonic()
+        # Its CPU time, exactly; not ru_maxrss, which would include this process's peak from before the exec.
+        label, kilobytes, _ = self.usage.peaks.get(self.poll.pid, (" ".join(self.poller), 0, 0.0))
+        self.usage.peaks[self.poll.pid] = (label, kilobytes, rusage.ru_utime + rusage.ru_stime)
 
     def finish(self, expected_subjects: list[str]) -> list[Request]:
         """Wait for the webhooks, stop everything, then check and print (backlog webhooks only)."""
         wait_for(self.receiver, len(expected_subjects))
-        self.peaks.sample()
-        self.peaks.done.set()
+        self.usage.sample()
+        self.usage.done.set()
         if "--once" not in self.poller:
             stop(self.poll)
+        if PROFILE_DIR:
+            self.spy.send_signal(signal.SIGINT)
+            self.spy.wait()
         stop(self.cluster)
         records = self.receiver.finish()
         backlog = {s.subject for s in self.samples[: self.count]}
@@ -293,7 +337,8 @@ class Run:
         for line in check_webhooks(records, str(self.endpoint.secret), expected_subjects):
             print("  " + line)
         print("  " + expected_decisions(self.samples))
-        print(f"  peak RSS: {self.peaks.report()}")
+        for line in self.usage.report():
+            print("  " + line)
         return records
 
 
@@ -347,7 +392,12 @@ def main() -> None:
     parser.add_argument("--live", type=int, default=20, help="new emails appended while the backlog drains (0: skip)")
     parser.add_argument("--live-interval", type=float, default=0.5)
     parser.add_argument("--skip-backlog", action="store_true", help="only the latency under load")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy on the cluster, pyinstrument on the poller, into DIR")
     args = parser.parse_args()
+    if args.profile:
+        global PROFILE_DIR
+        PROFILE_DIR = str(Path(args.profile).resolve())
+        Path(PROFILE_DIR).mkdir(parents=True, exist_ok=True)
     call_command("migrate", verbosity=0)
     account = Account(start_server())
     broker = "redis" if settings.REDIS_URL else "orm"

@@ -1,6 +1,6 @@
 """A webhook receiver on 127.0.0.1, in a process of its own, for the demo and the benchmarks.
 
-    python -m demo.receiver [--port P] [--record FILE] [--verify]
+    python -m demo.receiver [--port P] [--record FILE] [--verify] [--delay SECONDS]
 
 It answers every POST with 200 `{"success": true}` over keep-alive HTTP/1.1, and:
 - `--record FILE`: keeps each request (arrival time on the system-wide monotonic clock,
@@ -8,6 +8,8 @@ It answers every POST with 200 `{"success": true}` over keep-alive HTTP/1.1, and
   nothing else happens while requests arrive. `GET /count` answers how many it has.
 - `--verify`: checks each signature with the reference `standardwebhooks` package, using
   the endpoint secret in `DEMO_WEBHOOK_SECRET`, and prints one line per webhook.
+- `--delay SECONDS`: answers each webhook that much later, like a receiver across the
+  internet (requests on other connections are not held up).
 
 The first line on stdout is `listening on <url>`.
 """
@@ -51,7 +53,7 @@ def load_records(path: str) -> list[Request]:
 
 def parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
     lines = head.decode("latin-1").split("\r\n")
-    method, path, _ = (lines[0].split(" ") + ["", ""])[:3]
+    method, path, _ = ([*lines[0].split(" "), "", ""])[:3]
     headers = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
@@ -64,6 +66,7 @@ class Receiver:
     verify: bool = False
     secret: str = ""
     keep: bool = False
+    delay: float = 0
     received: list[Request] = field(default_factory=list)
     count: int = 0
 
@@ -122,7 +125,11 @@ class Connection(asyncio.Protocol):
                 return
             body = bytes(self.buffer[end + 4 : end + 4 + length])
             del self.buffer[: end + 4 + length]
-            self.transport.write(self.receiver.handle(Request(time.monotonic(), method, path, headers, body)))
+            answer = self.receiver.handle(Request(time.monotonic(), method, path, headers, body))
+            if self.receiver.delay and method == "POST":
+                asyncio.get_running_loop().call_later(self.receiver.delay, self.transport.write, answer)
+            else:
+                self.transport.write(answer)
 
 
 async def serve(receiver: Receiver, port: int, record: str | None) -> None:
@@ -145,11 +152,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="0 = any free port")
     parser.add_argument("--record", metavar="FILE", help="write every request to FILE (JSON lines) at exit")
     parser.add_argument("--verify", action="store_true", help="verify signatures (DEMO_WEBHOOK_SECRET) and print")
+    parser.add_argument("--delay", type=float, default=0, help="answer each webhook this many seconds later")
     args = parser.parse_args(argv)
     secret = os.environ.get("DEMO_WEBHOOK_SECRET", "")
     if args.verify and not secret:
         sys.exit("--verify needs the endpoint's signing secret in DEMO_WEBHOOK_SECRET")
-    receiver = Receiver(verify=args.verify, secret=secret, keep=bool(args.record))
+    receiver = Receiver(verify=args.verify, secret=secret, keep=bool(args.record), delay=args.delay)
     asyncio.run(serve(receiver, args.port, args.record))
 
 

@@ -163,7 +163,9 @@ def demo_samples(base: int = 100) -> list[Sample]:
         sample("recadrage, OneDrive", recadrage(n + 6, "onedrive", "à faire pour 10h45"), "delivered"),
         sample("recadrage, Dropbox file", recadrage(n + 7, "dropbox_file", "à faire pour 15h"), "delivered"),
         sample("recadrage with a PDF attachment", recadrage(n + 8, attachment=pdf(n + 8)), "delivered"),
-        sample("recadrage, HTML only", recadrage(n + 9, "fromsmash", "à faire pour 13h15", html_only=True), "delivered"),
+        sample(
+            "recadrage, HTML only", recadrage(n + 9, "fromsmash", "à faire pour 13h15", html_only=True), "delivered"
+        ),
         sample(
             "URGENCE recadrage (routing rule)",
             build(

@@ -26,6 +26,9 @@ from mail.parsing import ParsedMessage, UnparseableMessage, parse_message
 
 logger = logging.getLogger(__name__)
 
+# A batch with more messages than this is mail that had waited (a backlog): its deliveries
+# are sent after those of mail arriving now, which comes in small batches.
+BACKLOG_BATCH = 20
 # Decisions after which a "Lot <n>" group counts as handled.
 GROUP_HANDLED = ("accepted", "delivered", "held", "failed")
 # Decisions whose message is flagged \Seen on the server; the rest stay unread for people.
@@ -226,6 +229,10 @@ def record_parsed(mailbox: Mailbox, parsed: list[tuple[Email, Fetched]]) -> list
     # Where accepted mail goes is decided before the insert, so each row is written once.
     planner = outbox.Planner()
     planned: Planned = {id(e): planner.decide(e) for e, _ in fresh if e.decision == "accepted"}
+    if len(parsed) > BACKLOG_BATCH:
+        for deliveries in planned.values():
+            for delivery in deliveries:
+                delivery.backlog = True
     return _insert(mailbox, fresh, planned)
 
 
