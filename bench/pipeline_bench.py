@@ -155,15 +155,13 @@ class Usage:
 
     def report(self) -> list[str]:
         rss: dict[str, list[int]] = {}
-        cpu: dict[str, float] = {}
+        cpu: dict[str, list[float]] = {}
         for label, kilobytes, seconds in self.peaks.values():
             rss.setdefault(label, []).append(round(kilobytes / 1024))
-            cpu[label] = cpu.get(label, 0) + seconds
-        return [
-            "peak RSS: "
-            + "; ".join(f"{label} {' / '.join(map(str, sorted(mb)))} MB" for label, mb in sorted(rss.items())),
-            "CPU time: " + "; ".join(f"{label} {seconds:.1f} s" for label, seconds in sorted(cpu.items())),
-        ]
+            cpu.setdefault(label, []).append(seconds)
+        peaks = (f"{label} {' / '.join(map(str, sorted(mb)))} MB" for label, mb in sorted(rss.items()))
+        times = (f"{label} {' / '.join(f'{s:.1f}' for s in sorted(t))} s" for label, t in sorted(cpu.items()))
+        return ["peak RSS: " + "; ".join(peaks), "CPU time: " + "; ".join(times)]
 
 
 def reset(account: Account, receiver_url: str) -> Endpoint:

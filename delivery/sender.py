@@ -11,6 +11,7 @@ import os
 import random
 import secrets
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -30,6 +31,8 @@ RETRYABLE_STATUS = {408, 425, 429}
 OPEN_STATUSES = ("pending", "held", "sending")
 # A batch goes one request after the other while each is answered this fast.
 QUICK_ANSWER_SECONDS = 0.005
+# A slow batch's answers are recorded at least this often.
+RECORD_EVERY_SECONDS = 0.25
 RESULT_FIELDS = [
     "attempt_count",
     "claimed_until",
@@ -202,46 +205,59 @@ def prepare(delivery: Delivery, now: dt.datetime, schedule: SendingSchedule) -> 
 
 
 def deliver(batch: list[Delivery], schedule: SendingSchedule, now: dt.datetime | None = None) -> None:
-    """Send a claimed batch: `DELIVERY_CONCURRENCY` requests at a time over keep-alive
-    connections, then every attempt and new state in one transaction.
+    """Send a claimed batch over keep-alive connections; write the attempts and the deliveries'
+    new states in one transaction at its end (and every RECORD_EVERY_SECONDS while it is slow,
+    so a worker killed mid-batch sends again only what was answered just before), then the
+    emails' decisions.
 
     Deliveries to a rate-limited endpoint go one by one, each attempt recorded before the
     limit is checked for the next.
     """
     now = now or timezone.now()
-    limited = [d for d in batch if d.endpoint.rate_limit_per_hour]
-    for delivery in limited:
-        process(delivery, now, schedule)
+    for delivery in batch:
+        if delivery.endpoint.rate_limit_per_hour:
+            process(delivery, now, schedule)
     ready = [d for d in batch if not d.endpoint.rate_limit_per_hour and prepare(d, now, schedule)]
-    if ready:
-        _record_attempts([(d, *result) for d, result in zip(ready, _post_all(ready), strict=True)], now)
+    unrecorded: list[Sent] = []
+    recorded_at = time.monotonic()
+    for sent in _post_all(ready):
+        unrecorded.append(sent)
+        if time.monotonic() - recorded_at >= RECORD_EVERY_SECONDS:
+            with transaction.atomic():
+                _record_attempts(unrecorded)
+            unrecorded, recorded_at = [], time.monotonic()
+    with transaction.atomic():
+        _record_attempts(unrecorded)
+        sync_emails(batch)
 
 
-def _post_all(deliveries: list[Delivery]) -> list[tuple[Verdict, http.Response | None]]:
+def _post_all(deliveries: list[Delivery]) -> Iterator[Sent]:
     """POST each delivery; one after the other while the receiver answers at once, the rest
     `DELIVERY_CONCURRENCY` at a time as soon as one answer is slow.
 
     Threads only pay off while requests wait on the network: against a receiver that
     answers within milliseconds they cost more CPU than they save.
     """
-    results = []
     for done, delivery in enumerate(deliveries, start=1):
         started = time.monotonic()
-        results.append(_post(delivery))
+        yield _post(delivery)
         if time.monotonic() - started > QUICK_ANSWER_SECONDS and settings.DELIVERY_CONCURRENCY > 1:
-            return results + list(_senders().map(_post, deliveries[done:]))
-    return results
+            yield from _senders().map(_post, deliveries[done:])
+            return
 
 
-_pool: tuple[int, ThreadPoolExecutor] | None = None
+_pool: tuple[tuple[int, int], ThreadPoolExecutor] | None = None
 
 
 def _senders() -> ThreadPoolExecutor:
     """This process's sending threads, started once: starting them for every batch cost more
     than the batch's requests. A forked worker starts its own."""
     global _pool
-    if _pool is None or _pool[0] != os.getpid():
-        _pool = (os.getpid(), ThreadPoolExecutor(settings.DELIVERY_CONCURRENCY, thread_name_prefix="sender"))
+    key = (os.getpid(), settings.DELIVERY_CONCURRENCY)
+    if _pool is None or _pool[0] != key:
+        if _pool is not None and _pool[0][0] == key[0]:
+            _pool[1].shutdown(wait=False)
+        _pool = (key, ThreadPoolExecutor(settings.DELIVERY_CONCURRENCY, thread_name_prefix="sender"))
     return _pool[1]
 
 
@@ -258,34 +274,44 @@ def _wait_for_transfers(delivery: Delivery, now: dt.datetime) -> bool:
     return True
 
 
-def send(delivery: Delivery, now: dt.datetime) -> str:
-    verdict, response = _post(delivery)
-    _record_attempts([(delivery, verdict, response)], now)
+def send(delivery: Delivery, now: dt.datetime | None = None) -> str:
+    sent = _post(delivery, now)
+    with transaction.atomic():
+        _record_attempts([sent])
     return delivery.status
 
 
-def _post(delivery: Delivery) -> tuple[Verdict, http.Response | None]:
+@dataclass
+class Sent:
+    """A request's outcome, to be recorded."""
+
+    delivery: Delivery
+    verdict: Verdict
+    response: http.Response | None
+    at: dt.datetime  # when the request started
+
+
+def _post(delivery: Delivery, at: dt.datetime | None = None) -> Sent:
     """POST the signed payload (no database access: this runs on the batch's threads)."""
     endpoint = delivery.endpoint
     body = delivery.payload.encode()
+    at = at or timezone.now()
     headers = signing.headers(str(endpoint.secret), delivery.webhook_id, int(time.time()), body)
     try:
         response = http.post(endpoint.url, body, headers, endpoint.timeout_seconds)
     except http.HttpError as e:
-        return Verdict(False, not e.permanent, e.message), None
-    return judge(endpoint, response), response
+        return Sent(delivery, Verdict(False, not e.permanent, e.message), None, at)
+    return Sent(delivery, judge(endpoint, response), response, at)
 
 
-def _record_attempts(results: list[tuple[Delivery, Verdict, http.Response | None]], now: dt.datetime) -> None:
-    """Write the Attempt rows, the deliveries' new states and their emails' decisions together
-    (the claim showed them in flight)."""
-    attempts = [_attempt(delivery, verdict, response, now) for delivery, verdict, response in results]
-    for delivery, verdict, response in results:
-        _after_attempt(delivery, verdict, response, now)
-    deliveries = [delivery for delivery, _, _ in results]
-    with transaction.atomic():
-        Attempt.objects.bulk_create(attempts)
-        _save_results(deliveries)
+def _record_attempts(results: list[Sent]) -> None:
+    """Write the Attempt rows and the deliveries' new states (the claim showed them in flight);
+    the caller holds the transaction."""
+    for sent in results:
+        _after_attempt(sent.delivery, sent.verdict, sent.response, sent.at)
+    if results:
+        Attempt.objects.bulk_create([_attempt(sent) for sent in results])
+        _save_results([sent.delivery for sent in results])
 
 
 def _save_results(deliveries: list[Delivery]) -> None:
@@ -306,10 +332,11 @@ def _save_results(deliveries: list[Delivery]) -> None:
         cursor.executemany(sql, rows)
 
 
-def _attempt(delivery: Delivery, verdict: Verdict, response: http.Response | None, now: dt.datetime) -> Attempt:
+def _attempt(sent: Sent) -> Attempt:
+    delivery, verdict, response = sent.delivery, sent.verdict, sent.response
     return Attempt(
         delivery=delivery,
-        started=now,
+        started=sent.at,
         outcome="delivered" if verdict.delivered else "failed",
         status_code=response.status_code if response else None,
         duration_ms=response.duration_ms if response else None,

@@ -12,7 +12,7 @@ from django.utils import timezone
 from delivery import r2
 from delivery.models import Delivery, Endpoint, LinkTransfer, SendingSchedule, StoredLink
 from delivery.outbox import kick_sender
-from delivery.sender import claim_batch, deliver, send_test, sync_emails
+from delivery.sender import claim_batch, deliver, send_test
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,6 @@ def send_due(budget_seconds: float = 240) -> int:
         if not batch:
             break
         deliver(batch, SendingSchedule.load())
-        sync_emails(batch)
         sent += len(batch)
     return sent
 
