@@ -206,9 +206,10 @@ def demo_samples(base: int = 100) -> list[Sample]:
             recadrage(n, "dropbox", "à faire pour 18h"),
             "skipped_duplicate_group",
         ),
-        sample("exact copy of an earlier email (same Message-ID)", copied, ""),
     ]
-    return delivered + skipped
+    # The copy comes before later mail, so their decisions mean it was looked at too.
+    copy = sample("exact copy of an earlier email (same Message-ID)", copied, "")
+    return [*delivered[:12], copy, *delivered[12:], *skipped]
 
 
 def outside_window_samples(base: int = 200) -> list[Sample]:
