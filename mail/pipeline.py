@@ -26,9 +26,6 @@ from mail.parsing import ParsedMessage, UnparseableMessage, parse_message
 
 logger = logging.getLogger(__name__)
 
-# A batch with more messages than this is mail that had waited (a backlog): its deliveries
-# are sent after those of mail arriving now, which comes in small batches.
-BACKLOG_BATCH = 20
 # Decisions after which a "Lot <n>" group counts as handled.
 GROUP_HANDLED = ("accepted", "delivered", "held", "failed")
 # Decisions whose message is flagged \Seen on the server; the rest stay unread for people.
@@ -141,6 +138,9 @@ def parse_batch(mailbox: Mailbox, uidvalidity: int | None, items: Sequence[Fetch
 
 
 Planned = dict[int, list[Delivery]]
+# A batch with more messages than this is mail that had waited (a backlog): its deliveries
+# are sent after those of mail arriving now, which comes in small batches.
+BACKLOG_BATCH = 20
 
 
 def _save(email: Email, item: Fetched, deliveries: list[Delivery]) -> bool:
