@@ -1,10 +1,11 @@
 # make run   install what is needed and run the service (web + jobs) on the embedded default
 # make test  install what is needed and run the whole test suite on SQLite, then PostgreSQL + Redis
+# make demo  run the service against a local IMAP server and receiver, with sample orders (Ctrl-C stops it)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install install-dev install-browser install-tools
+.PHONY: run test lint install install-dev install-browser install-tools demo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,9 @@ install-tools:
 
 test: install-dev install-browser install-tools
 	scripts/test
+
+demo: install-dev
+	$(BIN)/python -m demo
 
 lint: install-dev
 	$(BIN)/ruff check .

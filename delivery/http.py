@@ -20,6 +20,9 @@ from django.conf import settings
 USER_AGENT = "signalserver/1.0 (+webhooks)"
 _session = requests.Session()
 _session.trust_env = False  # no proxies or .netrc from the environment: every request goes direct
+# Keep-alive connections for as many requests at a time as the sender makes to one host.
+for _scheme in ("http://", "https://"):
+    _session.mount(_scheme, requests.adapters.HTTPAdapter(pool_maxsize=max(10, settings.DELIVERY_CONCURRENCY)))
 
 
 class HttpError(Exception):

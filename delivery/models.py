@@ -202,6 +202,9 @@ class Delivery(models.Model):
     routing_rule = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=DELIVERY_STATUSES, default="pending")
     wait_for_window = models.BooleanField(default=False, help_text="Sent only inside the sending window.")
+    backlog = models.BooleanField(
+        default=False, help_text="Part of a backlog (mail that had waited): sent after mail arriving now."
+    )
     reason = models.TextField(blank=True)
     payload = models.TextField(blank=True, help_text="The JSON body, built at the first attempt, then sent unchanged.")
     attempt_count = models.PositiveIntegerField(default=0)
@@ -218,6 +221,12 @@ class Delivery(models.Model):
         indexes = [
             # The sender's work queue: what is due, oldest first.
             models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
+            # The order the sender claims in: mail arriving now, then the oldest.
+            models.Index(
+                fields=["backlog", "next_attempt_at", "id"],
+                condition=models.Q(status__in=("pending", "held", "sending")),
+                name="delivery_queue",
+            ),
             models.Index(fields=["endpoint", "delivered_at"], name="delivery_endpoint_sent"),
         ]
 

@@ -6,13 +6,17 @@ import datetime as dt
 import email.utils
 import json
 import logging
+import math
+import os
 import random
 import secrets
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -24,6 +28,11 @@ from delivery.schedule import blocked, in_window, next_opening
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {408, 425, 429}
+OPEN_STATUSES = ("pending", "held", "sending")
+# A batch goes one request after the other while each is answered this fast.
+QUICK_ANSWER_SECONDS = 0.005
+# A slow batch's answers are recorded at least this often.
+RECORD_EVERY_SECONDS = 0.25
 RESULT_FIELDS = [
     "attempt_count",
     "claimed_until",
@@ -60,12 +69,20 @@ class Verdict:
 
 def _due(now: dt.datetime) -> Q:
     free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    return Q(status__in=("pending", "held", "sending"), next_attempt_at__lte=now) & free
+    return Q(status__in=OPEN_STATUSES, next_attempt_at__lte=now) & free
 
 
-def claim_batch(now: dt.datetime | None = None, limit: int = 5) -> list[Delivery]:
-    """Take up to `limit` of the oldest due deliveries for this worker alone.
+def claim_seconds(timeouts: list[int]) -> float:
+    """How long a claim lasts: sending it all (the first request alone, then the rest
+    `DELIVERY_CONCURRENCY` at a time) may take this long."""
+    rounds = 1 + math.ceil((len(timeouts) - 1) / settings.DELIVERY_CONCURRENCY)
+    return rounds * max(timeouts, default=0) + settings.DELIVERY_CLAIM_MARGIN_SECONDS
 
+
+def claim_batch(now: dt.datetime | None = None, limit: int | None = None) -> list[Delivery]:
+    """Take up to `limit` (DELIVERY_BATCH_SIZE) due deliveries for this worker alone.
+
+    Mail arriving now goes before a backlog (`Delivery.backlog`), then the oldest first.
     The rows are stamped with a fresh token in one short transaction. On PostgreSQL the
     due rows are locked with SKIP LOCKED, so workers claiming at the same moment take
     different rows instead of all reaching for the oldest (and all but one finding
@@ -73,23 +90,33 @@ def claim_batch(now: dt.datetime | None = None, limit: int = 5) -> list[Delivery
     all may take; a delivery left behind by a killed worker becomes due again when it ends.
     """
     now = now or timezone.now()
-    due = Delivery.objects.filter(_due(now)).order_by("next_attempt_at", "pk")
+    due = Delivery.objects.filter(_due(now)).order_by("backlog", "next_attempt_at", "pk")
     token = secrets.token_hex(8)
     with transaction.atomic():
         rows = list(
-            due.select_for_update(skip_locked=True, of=("self",)).values_list("pk", "endpoint__timeout_seconds")[:limit]
+            due.select_for_update(skip_locked=True, of=("self",)).values_list("pk", "endpoint__timeout_seconds")[
+                : limit or settings.DELIVERY_BATCH_SIZE
+            ]
         )
         if not rows:
             return []
-        until = now + dt.timedelta(seconds=sum(t for _, t in rows) + settings.DELIVERY_CLAIM_MARGIN_SECONDS)
+        until = now + dt.timedelta(seconds=claim_seconds([t for _, t in rows]))
         Delivery.objects.filter(pk__in=[pk for pk, _ in rows]).update(claimed_until=until, claim=token)
-    claimed = Delivery.objects.filter(claim=token, claimed_until=until).select_related("endpoint", "email")
-    return list(claimed.order_by("next_attempt_at", "pk"))
+    claimed = list(Delivery.objects.filter(claim=token, claimed_until=until).select_related("email"))
+    _share_endpoints(claimed)
+    return sorted(claimed, key=lambda d: (d.backlog, d.next_attempt_at, d.pk))
 
 
 def claim_next(now: dt.datetime | None = None) -> Delivery | None:
     batch = claim_batch(now, limit=1)
     return batch[0] if batch else None
+
+
+def _share_endpoints(deliveries: list[Delivery]) -> None:
+    """Load each endpoint once for the batch (its secret is decrypted once, not per delivery)."""
+    endpoints = Endpoint.objects.in_bulk({d.endpoint_id for d in deliveries})
+    for delivery in deliveries:
+        delivery.endpoint = endpoints[delivery.endpoint_id]
 
 
 def judge(endpoint: Endpoint, response: http.Response) -> Verdict:
@@ -152,23 +179,86 @@ def _rate_limited_until(endpoint: Endpoint, now: dt.datetime) -> dt.datetime | N
 def process(delivery: Delivery, now: dt.datetime | None = None, schedule: SendingSchedule | None = None) -> str:
     """Send a claimed delivery unless the schedule or the rate limit says wait. Returns its status."""
     now = now or timezone.now()
-    schedule = schedule or SendingSchedule.load()
+    if prepare(delivery, now, schedule or SendingSchedule.load()):
+        return send(delivery, now)
+    return delivery.status
+
+
+def prepare(delivery: Delivery, now: dt.datetime, schedule: SendingSchedule) -> bool:
+    """True when the delivery may go now (its payload built); otherwise it is saved waiting."""
     reason = blocked(schedule, now)
     if reason:
         _hold(delivery, next_opening(schedule, now), reason + " Held until sending is allowed.")
-        return delivery.status
+        return False
     if delivery.wait_for_window and not in_window(schedule, now):
         _hold(delivery, next_opening(schedule, now), "Waiting for the sending window to open.")
-        return delivery.status
+        return False
     limited = _rate_limited_until(delivery.endpoint, now)
     if limited:
         _hold(delivery, limited, f"Hourly rate limit of {delivery.endpoint.rate_limit_per_hour} reached.")
-        return delivery.status
+        return False
     if not delivery.payload and settings.R2_FETCH_ENABLED and _wait_for_transfers(delivery, now):
-        return delivery.status
+        return False
     if not delivery.payload:
         delivery.payload = json.dumps(payload.build(delivery, schedule, now), ensure_ascii=False)
-    return send(delivery, now)
+    return True
+
+
+def deliver(batch: list[Delivery], schedule: SendingSchedule, now: dt.datetime | None = None) -> None:
+    """Send a claimed batch over keep-alive connections; write the attempts and the deliveries'
+    new states in one transaction at its end (and every RECORD_EVERY_SECONDS while it is slow,
+    so a worker killed mid-batch sends again only what was answered just before), then the
+    emails' decisions.
+
+    Deliveries to a rate-limited endpoint go one by one, each attempt recorded before the
+    limit is checked for the next.
+    """
+    now = now or timezone.now()
+    for delivery in batch:
+        if delivery.endpoint.rate_limit_per_hour:
+            process(delivery, now, schedule)
+    ready = [d for d in batch if not d.endpoint.rate_limit_per_hour and prepare(d, now, schedule)]
+    unrecorded: list[Sent] = []
+    recorded_at = time.monotonic()
+    for sent in _post_all(ready):
+        unrecorded.append(sent)
+        if time.monotonic() - recorded_at >= RECORD_EVERY_SECONDS:
+            with transaction.atomic():
+                _record_attempts(unrecorded)
+            unrecorded, recorded_at = [], time.monotonic()
+    with transaction.atomic():
+        _record_attempts(unrecorded)
+        sync_emails(batch)
+
+
+def _post_all(deliveries: list[Delivery]) -> Iterator[Sent]:
+    """POST each delivery; one after the other while the receiver answers at once, the rest
+    `DELIVERY_CONCURRENCY` at a time as soon as one answer is slow.
+
+    Threads only pay off while requests wait on the network: against a receiver that
+    answers within milliseconds they cost more CPU than they save.
+    """
+    for done, delivery in enumerate(deliveries, start=1):
+        started = time.monotonic()
+        yield _post(delivery)
+        if time.monotonic() - started > QUICK_ANSWER_SECONDS and settings.DELIVERY_CONCURRENCY > 1:
+            yield from _senders().map(_post, deliveries[done:])
+            return
+
+
+_pool: tuple[tuple[int, int], ThreadPoolExecutor] | None = None
+
+
+def _senders() -> ThreadPoolExecutor:
+    """This process's sending threads, started once: starting them for every batch cost more
+    than the batch's requests. A forked worker starts its own."""
+    global _pool
+    key = (os.getpid(), settings.DELIVERY_CONCURRENCY)
+    if _pool is None or _pool[0] != key:
+        if _pool is not None and _pool[0][0] == key[0]:
+            _pool[1].shutdown(wait=False)
+        _pool = (key, ThreadPoolExecutor(settings.DELIVERY_CONCURRENCY, thread_name_prefix="sender"))
+    return _pool[1]
 
 
 def _wait_for_transfers(delivery: Delivery, now: dt.datetime) -> bool:
@@ -184,35 +274,75 @@ def _wait_for_transfers(delivery: Delivery, now: dt.datetime) -> bool:
     return True
 
 
-def send(delivery: Delivery, now: dt.datetime) -> str:
-    endpoint = delivery.endpoint
-    body = delivery.payload.encode()
-    headers = signing.headers(str(endpoint.secret), delivery.webhook_id, int(time.time()), body)
-    response: http.Response | None = None
-    try:
-        response = http.post(endpoint.url, body, headers, endpoint.timeout_seconds)
-        verdict = judge(endpoint, response)
-    except http.HttpError as e:
-        verdict = Verdict(False, not e.permanent, e.message)
-    _record_attempt(delivery, verdict, response, now)
+def send(delivery: Delivery, now: dt.datetime | None = None) -> str:
+    sent = _post(delivery, now)
+    with transaction.atomic():
+        _record_attempts([sent])
     return delivery.status
 
 
-def _record_attempt(delivery: Delivery, verdict: Verdict, response: http.Response | None, now: dt.datetime) -> None:
-    """Write the Attempt row and the delivery's new state together (the claim showed it in flight)."""
-    attempt = Attempt(
+@dataclass
+class Sent:
+    """A request's outcome, to be recorded."""
+
+    delivery: Delivery
+    verdict: Verdict
+    response: http.Response | None
+    at: dt.datetime  # when the request started
+
+
+def _post(delivery: Delivery, at: dt.datetime | None = None) -> Sent:
+    """POST the signed payload (no database access: this runs on the batch's threads)."""
+    endpoint = delivery.endpoint
+    body = delivery.payload.encode()
+    at = at or timezone.now()
+    headers = signing.headers(str(endpoint.secret), delivery.webhook_id, int(time.time()), body)
+    try:
+        response = http.post(endpoint.url, body, headers, endpoint.timeout_seconds)
+    except http.HttpError as e:
+        return Sent(delivery, Verdict(False, not e.permanent, e.message), None, at)
+    return Sent(delivery, judge(endpoint, response), response, at)
+
+
+def _record_attempts(results: list[Sent]) -> None:
+    """Write the Attempt rows and the deliveries' new states (the claim showed them in flight);
+    the caller holds the transaction."""
+    for sent in results:
+        _after_attempt(sent.delivery, sent.verdict, sent.response, sent.at)
+    if results:
+        Attempt.objects.bulk_create([_attempt(sent) for sent in results])
+        _save_results([sent.delivery for sent in results])
+
+
+def _save_results(deliveries: list[Delivery]) -> None:
+    """UPDATE the deliveries' result columns with one prepared statement run for every row.
+
+    Django's bulk_update builds a CASE expression per row and field: for a batch that cost
+    more CPU than sending it.
+    """
+    fields = [field for field in Delivery._meta.concrete_fields if field.name in RESULT_FIELDS]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(str(field.column))} = %s" for field in fields)
+    # Only the model's own table and column names are put into the SQL; values are parameters.
+    sql = f"UPDATE {quote(Delivery._meta.db_table)} SET {assignments} WHERE {quote('id')} = %s"  # noqa: S608
+    rows = [
+        [field.get_db_prep_save(getattr(d, field.attname), connection) for field in fields] + [d.pk] for d in deliveries
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def _attempt(sent: Sent) -> Attempt:
+    delivery, verdict, response = sent.delivery, sent.verdict, sent.response
+    return Attempt(
         delivery=delivery,
-        started=now,
+        started=sent.at,
         outcome="delivered" if verdict.delivered else "failed",
         status_code=response.status_code if response else None,
         duration_ms=response.duration_ms if response else None,
         response_snippet=response.body[:500].decode("utf-8", "replace") if response else "",
         error="" if verdict.delivered else verdict.message,
     )
-    _after_attempt(delivery, verdict, response, now)
-    with transaction.atomic():
-        attempt.save()
-        delivery.save(update_fields=RESULT_FIELDS)
 
 
 def _after_attempt(delivery: Delivery, verdict: Verdict, response: http.Response | None, now: dt.datetime) -> None:
@@ -232,7 +362,6 @@ def _after_attempt(delivery: Delivery, verdict: Verdict, response: http.Response
         delivery.next_attempt_at = now + dt.timedelta(seconds=delay)
         delivery.reason = f"Attempt {delivery.attempt_count} failed ({verdict.message}); retrying in {delay:.0f} s."
         logger.info("CUSTOM_WEBHOOK: retrying %s in %.0f s: %s", delivery.webhook_id, delay, verdict.message)
-    delivery.save(update_fields=RESULT_FIELDS)
 
 
 def sync_emails(deliveries: list[Delivery]) -> None:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from delivery import r2
 from delivery.models import Delivery, Endpoint, LinkTransfer, SendingSchedule, StoredLink
 from delivery.outbox import kick_sender
-from delivery.sender import claim_batch, process, send_test, sync_emails
+from delivery.sender import claim_batch, deliver, send_test
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +25,8 @@ def send_due(budget_seconds: float = 240) -> int:
         batch = claim_batch()
         if not batch:
             break
-        schedule = SendingSchedule.load()
-        for delivery in batch:
-            process(delivery, schedule=schedule)
-            sent += 1
-        sync_emails(batch)
+        deliver(batch, SendingSchedule.load())
+        sent += len(batch)
     return sent
 
 

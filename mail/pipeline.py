@@ -138,6 +138,9 @@ def parse_batch(mailbox: Mailbox, uidvalidity: int | None, items: Sequence[Fetch
 
 
 Planned = dict[int, list[Delivery]]
+# A batch with more messages than this is mail that had waited (a backlog): its deliveries
+# are sent after those of mail arriving now, which comes in small batches.
+BACKLOG_BATCH = 20
 
 
 def _save(email: Email, item: Fetched, deliveries: list[Delivery]) -> bool:
@@ -229,6 +232,10 @@ def record_parsed(mailbox: Mailbox | None, parsed: list[tuple[Email, Fetched]]) 
     # Where accepted mail goes is decided before the insert, so each row is written once.
     planner = outbox.Planner()
     planned: Planned = {id(e): planner.decide(e) for e, _ in fresh if e.decision == "accepted"}
+    if len(parsed) > BACKLOG_BATCH:
+        for deliveries in planned.values():
+            for delivery in deliveries:
+                delivery.backlog = True
     return _insert(mailbox, fresh, planned)
 
 

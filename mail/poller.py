@@ -104,6 +104,8 @@ class Poller:
         self.ignore_schedule = ignore_schedule
         self._next_renew = time.monotonic() + lease.seconds / 3
         self._sizes: dict[int, int] = {}
+        self._highest = 0  # the highest UID this sync has seen
+        self._unfinished: set[int] = set()  # seen, not yet committed
 
     def active(self) -> bool:
         return self.ignore_schedule or self.mailbox.is_active(timezone.now())
@@ -137,6 +139,19 @@ class Poller:
                 batch_bytes += size
             if batch:
                 yield batch
+
+    def _arrivals_first(self, client: IMAPClient, uids: list[int]) -> Iterator[list[int]]:
+        """The batches of `uids`; mail that arrives meanwhile is looked for after each batch and
+        goes before the rest, so a long sync (a backlog) does not hold back new mail."""
+        self._highest, self._unfinished = max(uids, default=self.mailbox.last_uid), set(uids)
+        batches = self._batches(client, uids)
+        for batch in batches:
+            yield batch
+            arrived = sorted(u for u in client.search(["UID", f"{self._highest + 1}:*"]) if u > self._highest)
+            if arrived:
+                self._highest = arrived[-1]
+                self._unfinished.update(arrived)
+                yield from self._batches(client, arrived)
 
     def _fetch(self, client: IMAPClient, batch: list[int]) -> list[Fetched]:
         if len(batch) == 1 and self._sizes.get(batch[0], 0) > BATCH_BYTES:
@@ -179,7 +194,7 @@ class Poller:
         with BatchWriter() as writer:
             in_flight: InFlight | None = None
             try:
-                for batch in self._batches(client, uids):
+                for batch in self._arrivals_first(client, uids):
                     if self.stop.is_set():
                         break
                     parsed = parse_batch(mailbox, uidvalidity, self._fetch(client, batch))
@@ -198,9 +213,11 @@ class Poller:
         return created
 
     def _committed(self, client: IMAPClient, uidvalidity: int, batch: InFlight) -> int:
-        """Wait for a batch's insert, then move the position past it and flag its messages."""
+        """Wait for a batch's insert, then move the position up to the first UID not yet
+        committed (new mail goes first, so batches may commit out of order) and flag its messages."""
         emails = batch.saving.result()
-        self.mailbox.save_position(uidvalidity, batch.uids[-1])
+        self._unfinished.difference_update(batch.uids)
+        self.mailbox.save_position(uidvalidity, min(self._unfinished) - 1 if self._unfinished else self._highest)
         self._flag(client, emails)
         return len(emails)
 

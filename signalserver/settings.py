@@ -353,6 +353,9 @@ if any(d < 0 for d in DELIVERY_RETRY_DELAYS):
     raise ImproperlyConfigured("DELIVERY_RETRY_DELAYS must be non-negative seconds")
 # A claimed delivery is taken back this long after its endpoint's timeout (a killed worker).
 DELIVERY_CLAIM_MARGIN_SECONDS = env_int("DELIVERY_CLAIM_MARGIN_SECONDS", 30, 1)
+# Throughput: deliveries a sender job claims at once, and requests it keeps in flight.
+DELIVERY_BATCH_SIZE = env_int("DELIVERY_BATCH_SIZE", 50, 1, 1000)
+DELIVERY_CONCURRENCY = env_int("DELIVERY_CONCURRENCY", 8, 1, 64)
 # The original app's variables create the first endpoint and the sending schedule.
 LEGACY_ENDPOINT_URL = env_str("WEBHOOK_URL")
 LEGACY_ENDPOINT_SECRET = env_secret("WEBHOOK_SIGNING_SECRET")

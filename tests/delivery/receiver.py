@@ -35,6 +35,8 @@ class Receiver:
         self.replies: deque[Reply] = deque()
         self.default = Reply()
         self.received: list[Received] = []
+        self.in_flight = self.most_in_flight = 0  # requests being answered at once
+        self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,8 +50,13 @@ class Receiver:
                 body = self.rfile.read(length)
                 receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                 reply = receiver.replies.popleft() if receiver.replies else receiver.default
+                with receiver._lock:
+                    receiver.in_flight += 1
+                    receiver.most_in_flight = max(receiver.most_in_flight, receiver.in_flight)
                 if reply.delay:
                     time.sleep(reply.delay)
+                with receiver._lock:
+                    receiver.in_flight -= 1
                 if reply.close:
                     self.close_connection = True
                     self.connection.close()
