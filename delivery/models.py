@@ -219,6 +219,9 @@ class Delivery(models.Model):
             # The sender's work queue: what is due, oldest first.
             models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
             models.Index(fields=["endpoint", "delivered_at"], name="delivery_endpoint_sent"),
+            # /metrics and the dashboard's charts: counts by status and endpoint, time to delivery.
+            models.Index(fields=["status", "delivered_at", "endpoint", "created"], name="delivery_outcome"),
+            models.Index(fields=["created", "status"], name="delivery_created"),
         ]
 
     def __str__(self) -> str:
@@ -238,6 +241,8 @@ class Attempt(models.Model):
 
     class Meta:
         ordering = ["-started", "-id"]
+        # The dashboard's endpoint success rates read the last 24 hours of attempts.
+        indexes = [models.Index(fields=["started"], name="delivery_attempt_started")]
 
     def __str__(self) -> str:
         return f"Attempt {self.pk} of {self.delivery_id}: {self.outcome}"
@@ -261,6 +266,7 @@ class LinkTransfer(models.Model):
 
     class Meta:
         ordering = ["pk"]
+        indexes = [models.Index(fields=["status"], name="delivery_transfer_status")]  # /metrics: R2 outcomes
 
     def __str__(self) -> str:
         return f"{self.provider} {self.source_url[:60]} ({self.status})"

@@ -155,6 +155,7 @@ class MagicLink(models.Model):
 API_SCOPES = (
     ("deploy", "Trigger deployments"),
     ("test_r2", "Test the R2 offload (POST /api/test-r2)"),
+    ("metrics", "Read the metrics (GET /api/metrics, /metrics)"),
 )
 API_TOKEN_PREFIX = "sst_"  # noqa: S105  (a marker, not a secret)
 

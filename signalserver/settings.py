@@ -214,6 +214,12 @@ else:
     Q_CLUSTER["orm"] = "default"
 QCLUSTER_HEARTBEAT_MAX_AGE_SECONDS = env_int("QCLUSTER_HEARTBEAT_MAX_AGE_SECONDS", 180, 60)
 
+# Observability: /health fails for an enabled mailbox inside its active hours with no good
+# poll cycle for this long; /metrics asks for `Authorization: Bearer <METRICS_TOKEN>` when set
+# (an API token of scope metrics works too).
+HEALTH_MAILBOX_MAX_AGE_SECONDS = env_int("HEALTH_MAILBOX_MAX_AGE_SECONDS", 300, 10)
+METRICS_TOKEN = env_secret("METRICS_TOKEN")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import path
 
-from signalserver import accounts, dashboard, views
+from signalserver import accounts, dashboard, metrics, views
 
 admin.site.site_header = "signalserver"
 admin.site.site_title = "signalserver"
@@ -21,6 +21,8 @@ urlpatterns = [
     path("health/live", views.health_live, name="health-live"),
     path("api/ping", views.ping, name="ping"),
     path("api/test-r2", views.test_r2, name="test-r2"),
+    path("metrics", metrics.metrics, name="metrics"),
+    path("api/metrics", metrics.api_metrics, name="api-metrics"),
     # The admin signs in through the same throttled form.
     path("admin/login/", accounts.login),
     path("admin/", admin.site.urls),

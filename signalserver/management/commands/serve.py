@@ -7,6 +7,7 @@ exits the other is stopped and the exit status passed on.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -18,6 +19,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+
+logger = logging.getLogger(__name__)
 
 
 def web_argv() -> list[str]:
@@ -42,15 +45,23 @@ class Command(BaseCommand):
         if role == "all" and settings.ENABLE_BACKGROUND_TASKS:
             argvs.append(worker_argv())
         if role != "worker":
-            self.stdout.write(
+            self.announce(
                 f"signalserver is starting on http://127.0.0.1:{settings.PORT}/ "
-                f"(role={role}, background tasks={'on' if len(argvs) > 1 or role == 'worker' else 'off'})\n"
-                f"Create an admin user with: {sys.executable} manage.py createsuperuser\n"
+                f"(role={role}, background tasks={'on' if len(argvs) > 1 or role == 'worker' else 'off'})",
+                f"Create an admin user with: {sys.executable} manage.py createsuperuser",
             )
         self.stdout.flush()
         if len(argvs) == 1:
             os.execv(argvs[0][0], argvs[0])  # noqa: S606 (replace this process, no shell)
         sys.exit(self.supervise(argvs))
+
+    def announce(self, *lines: str) -> None:
+        """Tell the person starting the service; in production (JSON logs) as log lines."""
+        for line in lines:
+            if settings.LOG_FORMAT == "json":
+                logger.info("%s", line)
+            else:
+                self.stdout.write(line + "\n")
 
     def supervise(self, argvs: list[list[str]]) -> int:
         # Children get their own process group, so a terminal's Ctrl-C reaches them only
