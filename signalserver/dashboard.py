@@ -22,6 +22,7 @@ from delivery.models import Attempt, Delivery, Endpoint, StoredLink
 from delivery.outbox import kick_sender
 from deploys.models import Deployment
 from mail.models import DECISIONS, DETECTORS, Email, Mailbox, PollerLease
+from signalserver import charts
 from signalserver.accounts import magic_link_url
 from signalserver.models import MagicLink
 
@@ -126,6 +127,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "filter_form": form,
         "emails": email_page(form, request.GET.get("page")),
         "counts": decision_counts(now - dt.timedelta(hours=24)),
+        "charts": charts.charts(now),
         "held": deliveries("held", "next_attempt_at", 50),
         "failed": failed,
         "links": StoredLink.objects.order_by("-created")[:10],

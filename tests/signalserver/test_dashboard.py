@@ -232,6 +232,6 @@ def test_the_dashboard_query_count_does_not_grow_with_10000_emails(browser, box,
         )
     many = dashboard_queries(browser)
     assert many == few, f"{few} queries with 3 emails, {many} with 10,003"
-    assert many <= 14
+    assert many <= 19  # 14, and the five aggregate queries of the charts
     assert dashboard_queries(browser, "?decision=delivered&q=bulk&page=50") == many
     assert dashboard_queries(browser, "?page=401") == many
