@@ -145,7 +145,7 @@ def test_the_scrape_costs_the_same_number_of_queries_for_any_history(
 
     with CaptureQueriesContext(connection) as few:
         client.get("/metrics")
-    for i in range(30):
+    for _ in range(30):
         email = make_email(box, decision="delivered")
         d = delivery(email, endpoint, "delivered", delivered_at=timezone.now())
         Attempt.objects.create(delivery=d, outcome="delivered")
