@@ -123,6 +123,25 @@ def run_together(task: Callable[[], T], threads: int) -> list[T]:
     return results
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Tests marked `last` (the scan of the run's logs) run after every other one.
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _keep_the_run_logs(django_test_environment: None) -> Iterator[None]:
+    """Every log record of the run, as production prints it, for the secret scan."""
+    import logging
+
+    from tests.logscan import RunLogHandler
+
+    handler = RunLogHandler()
+    logging.getLogger().addHandler(handler)
+    yield
+    logging.getLogger().removeHandler(handler)
+    handler.close()
+
+
 @pytest.fixture(autouse=True)
 def _jobs_run_inline() -> Iterator[None]:
     """django-q2 runs enqueued jobs at once in this process (its `sync` mode)."""
