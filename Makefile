@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install install-dev install-browser
+.PHONY: run test lint install install-dev install-browser install-promtool
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,15 @@ install-browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y -qq chromium chromium-driver >/dev/null; } || echo "Chromium could not be installed"
 
-test: install-dev install-browser
+# The alert rules are checked by promtool, taken from Debian's prometheus package without
+# installing the server (no service starts); where apt cannot fetch it, those tests are skipped, saying why.
+install-promtool: | $(BIN)/python
+	@command -v promtool >/dev/null || [ -x $(BIN)/promtool ] || { tmp=$$(mktemp -d) && cd $$tmp \
+	  && { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus >/dev/null; }; } \
+	  && dpkg-deb -x prometheus_*.deb . && cp usr/bin/promtool $(CURDIR)/$(BIN)/promtool; rm -rf $$tmp; } \
+	  || echo "promtool could not be installed"
+
+test: install-dev install-browser install-promtool
 	scripts/test
 
 lint: install-dev
