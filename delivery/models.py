@@ -221,7 +221,8 @@ class Delivery(models.Model):
             models.Index(fields=["endpoint", "delivered_at"], name="delivery_endpoint_sent"),
             # /metrics and the dashboard's charts: counts by status and endpoint, time to delivery.
             models.Index(fields=["status", "delivered_at", "endpoint", "created"], name="delivery_outcome"),
-            models.Index(fields=["created", "status"], name="delivery_created"),
+            # The dashboard's failed list (newest first) and deliveries per hour, by status.
+            models.Index(fields=["status", "-created"], name="delivery_status_created"),
         ]
 
     def __str__(self) -> str:

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from delivery.models import Delivery, Endpoint
 from mail.models import Email
@@ -62,6 +64,40 @@ class Tick:
     label: str
 
 
+def _n(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def bars_svg(bars: Sequence[Rect]) -> SafeString:
+    # Markup built here, not in the template: a chart has hundreds of coordinates to format.
+    return format_html_join(
+        "",
+        '<rect class="bar {}" x="{}" y="{}" width="{}" height="{}"><title>{}</title></rect>',
+        ((b.css, _n(b.x), _n(b.y), _n(b.width), _n(b.height), b.title) for b in bars),
+    )
+
+
+def dots_svg(dots: Sequence[Rect]) -> SafeString:
+    return format_html_join(
+        "",
+        '<circle class="dot {}" cx="{}" cy="{}" r="3"><title>{}</title></circle>',
+        ((d.css, _n(d.x), _n(d.y), d.title) for d in dots),
+    )
+
+
+def axes_svg(x_ticks: Sequence[Tick], y_ticks: Sequence[Tick]) -> SafeString:
+    rows = format_html_join(
+        "",
+        '<line class="grid" x1="0" x2="{}" y1="{}" y2="{}"/>'
+        '<text class="axis" x="-6" y="{}" text-anchor="end" dominant-baseline="middle">{}</text>',
+        ((WIDTH, _n(t.position), _n(t.position), _n(t.position), t.label) for t in y_ticks),
+    )
+    columns = format_html_join(
+        "", '<text class="axis" x="{}" y="{}">{}</text>', ((_n(t.position), HEIGHT + 18, t.label) for t in x_ticks)
+    )
+    return format_html("{}{}", rows, columns)
+
+
 @dataclass
 class StackedChart:
     bars: list[Rect]
@@ -69,6 +105,10 @@ class StackedChart:
     x_ticks: list[Tick]
     y_ticks: list[Tick]
     total: int
+
+    @property
+    def svg(self) -> SafeString:
+        return format_html("{}{}", axes_svg(self.x_ticks, self.y_ticks), bars_svg(self.bars))
 
 
 @dataclass
@@ -81,6 +121,15 @@ class LatencyChart:
     p50: float | None
     p95: float | None
     delivered: int
+
+    @property
+    def svg(self) -> SafeString:
+        lines = format_html_join(
+            "",
+            '<polyline class="line {}" points="{}"/>',
+            ((css, points) for css, points in (("p95", self.p95_line), ("p50", self.p50_line)) if points),
+        )
+        return format_html("{}{}{}", axes_svg(self.x_ticks, self.y_ticks), lines, dots_svg(self.points))
 
     @property
     def p50_text(self) -> str:
@@ -218,7 +267,8 @@ def charts(now: dt.datetime | None = None) -> Charts:
     now = now or timezone.now()
     start, first = window(now)
     emails = aggregates.per_hour(Email.objects.all(), "received_at", "decision", start)
-    deliveries = aggregates.per_hour(Delivery.objects.all(), "created", "status", start)
+    # By status first, so the (status, created) index serves each status's range.
+    deliveries = aggregates.per_hour(Delivery.objects.filter(status__in=DELIVERY_STATUSES), "created", "status", start)
     return Charts(
         start=start,
         emails=stacked(emails, first, EMAIL_DECISIONS, ("email", "emails")),

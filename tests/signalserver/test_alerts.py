@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+from typing import Any
 
 import pytest
 import yaml
@@ -16,15 +17,15 @@ from tests.conftest import ROOT
 from tests.delivery.conftest import make_email
 
 RULES = ROOT / "deploy" / "prometheus"
-PROMTOOL = shutil.which("promtool") or next((str(p) for p in [ROOT / ".venv" / "bin" / "promtool"] if p.exists()), None)
+PROMTOOL = shutil.which("promtool") or next((str(p) for p in [ROOT / ".venv" / "bin" / "promtool"] if p.exists()), "")
 needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool is not installed (Debian package prometheus; make test installs it)"
+    not PROMTOOL, reason="promtool is not installed (Debian package prometheus; make test installs it)"
 )
 # Series Prometheus itself adds, and PromQL words that look like names.
 NOT_OURS = {"up", "and", "or", "on", "by", "without", "increase", "rate", "sum", "histogram_quantile", "le"}
 
 
-def rules() -> list[dict]:
+def rules() -> list[dict[str, Any]]:
     return [rule for group in yaml.safe_load((RULES / "alerts.yml").read_text())["groups"] for rule in group["rules"]]
 
 

@@ -64,7 +64,8 @@ def test_deliveries_per_hour_by_status_and_time_to_delivery(box, endpoint, time_
     assert dict(result.deliveries.legend) == {"delivered": 4, "held": 1}
     latency = result.latency
     assert latency.delivered == 4
-    assert 0.25 < latency.p50 <= 0.5 and 30 < latency.p95 <= 60
+    assert latency.p50 is not None and 0.25 < latency.p50 <= 0.5
+    assert latency.p95 is not None and 30 < latency.p95 <= 60
     assert latency.p50_line.count(",") == 1 and latency.p95_line.count(",") == 1  # one hour had deliveries
 
 
@@ -98,9 +99,8 @@ def test_the_dashboard_query_count_is_the_same_at_100000_emails(browser):
             assert browser.get("/" + query).status_code == 200
         return len(captured)
 
+    views = ("", "?q=Lot&page=50", "?q=Lot+7&page=2", "?decision=delivered&page=4000")
     seed(300, days=1)  # every kind of row, held and failed deliveries included
-    few = queries()
+    few = [queries(view) for view in views]
     seed(100_000 - 300, days=60)
-    assert queries() == few
-    assert queries("?q=Lot&page=50") == few
-    assert queries("?decision=delivered&page=4000") == few
+    assert [queries(view) for view in views] == few

@@ -89,7 +89,7 @@ def test_a_mailbox_whose_imap_server_stops_turns_health_503_and_back(db, tmp_pat
             failed_at = timezone.now()
             box.refresh_from_db()
             # The configured age after the last good cycle (the check is polled every 0.1 s).
-            assert 10 < (failed_at - box.last_good_cycle).total_seconds() < 10 + 3
+            assert box.last_good_cycle and 10 < (failed_at - box.last_good_cycle).total_seconds() < 10 + 3
             assert box.last_error
             start_imap_server(directory, port, ssl_port)
             wait_until(lambda: health() == (200, []), timeout=90, message="healthy again after the restart")
