@@ -211,7 +211,7 @@ class Email(models.Model):
         indexes = [
             # Dashboard and admin lists: newest first, optionally by decision.
             models.Index(fields=["-received_at", "-id"], name="mail_email_recent"),
-            models.Index(fields=["decision", "-received_at"], name="mail_email_decision_recent"),
+            models.Index(fields=["decision", "-received_at", "-id"], name="mail_email_decision_recent"),
             # Subject-group dedup looks up accepted emails of one group.
             models.Index(fields=["mailbox", "subject_group"], name="mail_email_group"),
             # /metrics counts emails by mailbox and decision from this index alone.
