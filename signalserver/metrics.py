@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from delivery.models import Endpoint
+from delivery.models import Delivery, Endpoint
 from mail.models import CYCLE_BUCKETS, Mailbox, PollCycleBucket, PollerLease
 from signalserver import aggregates
 from signalserver.accounts import bearer_token, staff_or_token
@@ -225,12 +225,12 @@ def _mailbox_summary(box: Mailbox, holders: dict[str, str], now: dt.datetime) ->
 def summary(now: dt.datetime) -> dict[str, Any]:
     counts = aggregates.counts_since(now - dt.timedelta(hours=24), now - dt.timedelta(hours=1))
     holders = dict(PollerLease.objects.filter(expires_at__gte=now).exclude(holder="").values_list("name", "holder"))
-    totals = aggregates.deliveries_by_endpoint_and_status()
+    totals = aggregates.count_by(Delivery.objects.all(), "status")
     queue = aggregates.queue(now)
     release = queue["oldest_held_release"]
 
     def status_total(status: str) -> int:
-        return sum(n for (_, s), n in totals.items() if s == status)
+        return totals.get((status,), 0)
 
     return {
         "time_utc": now.astimezone(dt.UTC).isoformat(),
