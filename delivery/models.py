@@ -197,7 +197,7 @@ class Delivery(models.Model):
 
     webhook_id = models.CharField(max_length=64, unique=True, editable=False, default=new_webhook_id)
     email = models.ForeignKey("mail.Email", on_delete=models.CASCADE, related_name="deliveries")
-    # Indexed by delivery_endpoint_sent (endpoint, delivered_at).
+    # Indexed by delivery_endpoint_sent (endpoint, status, delivered_at).
     endpoint = models.ForeignKey(Endpoint, on_delete=models.PROTECT, related_name="deliveries", db_index=False)
     routing_rule = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=DELIVERY_STATUSES, default="pending")
@@ -218,7 +218,8 @@ class Delivery(models.Model):
         indexes = [
             # The sender's work queue: what is due, oldest first.
             models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
-            models.Index(fields=["endpoint", "delivered_at"], name="delivery_endpoint_sent"),
+            # Also counts each endpoint's deliveries by status (/metrics) from the index alone.
+            models.Index(fields=["endpoint", "status", "delivered_at"], name="delivery_endpoint_sent"),
             # /metrics and the dashboard's charts: counts by status and endpoint, time to delivery.
             models.Index(fields=["status", "delivered_at", "endpoint", "created"], name="delivery_outcome"),
             # The dashboard's failed list (newest first) and deliveries per hour, by status.
