@@ -63,7 +63,7 @@ def wait_for_http(url: str, timeout: float = 30, proc: subprocess.Popen[bytes] |
             raise AssertionError(f"process exited with {proc.returncode} before {url} answered")
         try:
             return requests.get(url, timeout=2)
-        except requests.ConnectionError as e:
+        except (requests.ConnectionError, requests.Timeout) as e:  # not listening yet, or still booting
             last = e
             time.sleep(0.1)
     raise AssertionError(f"{url} did not answer within {timeout} s: {last}")
