@@ -8,17 +8,24 @@ in SQL), and each endpoint's share of successful attempts.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import redis
+from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django_redis.exceptions import ConnectionInterrupted
 
 from delivery.models import Delivery, Endpoint
 from mail.models import Email
 from signalserver import aggregates
+
+logger = logging.getLogger(__name__)
 
 HOURS = 24
 WIDTH, HEIGHT = 480, 150  # plot area, in SVG units
@@ -276,3 +283,22 @@ def charts(now: dt.datetime | None = None) -> Charts:
         latency=latency_chart(first, start),
         rates=success_rates(start),
     )
+
+
+def recent(now: dt.datetime | None = None) -> Charts:
+    """The charts as computed at most DASHBOARD_CHARTS_CACHE_SECONDS ago, shared through the cache
+    by every web worker: hours of history move slowly, and the dashboard is opened often."""
+    seconds = settings.DASHBOARD_CHARTS_CACHE_SECONDS
+    now = now or timezone.now()
+    if not seconds:
+        return charts(now)
+    key = f"signalserver:charts:{int(now.timestamp() // seconds)}"
+    try:
+        found = cache.get(key)
+        if found is None:
+            found = charts(now)
+            cache.set(key, found, seconds)
+    except (redis.RedisError, ConnectionInterrupted) as e:
+        logger.warning("Dashboard: the cache is unavailable (%s); charts computed for this page only", e)
+        return charts(now)
+    return found  # type: ignore[no-any-return]

@@ -130,7 +130,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "filter_form": form,
         "emails": email_page(form, request.GET.get("page")),
         "counts": decision_counts(now - dt.timedelta(hours=24)),
-        "charts": charts.charts(now),
+        "charts": charts.recent(now),
         "held": deliveries("held", "next_attempt_at", 50),
         "failed": failed,
         "links": StoredLink.objects.order_by("-created")[:10],

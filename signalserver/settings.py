@@ -219,6 +219,8 @@ QCLUSTER_HEARTBEAT_MAX_AGE_SECONDS = env_int("QCLUSTER_HEARTBEAT_MAX_AGE_SECONDS
 # (an API token of scope metrics works too).
 HEALTH_MAILBOX_MAX_AGE_SECONDS = env_int("HEALTH_MAILBOX_MAX_AGE_SECONDS", 300, 10)
 METRICS_TOKEN = env_secret("METRICS_TOKEN")
+# The dashboard's 24-hour charts are computed at most this often (0: on every view).
+DASHBOARD_CHARTS_CACHE_SECONDS = env_int("DASHBOARD_CHARTS_CACHE_SECONDS", 60, 0, 3600)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

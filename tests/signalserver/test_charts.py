@@ -104,3 +104,41 @@ def test_the_dashboard_query_count_is_the_same_at_100000_emails(browser):
     few = [queries(view) for view in views]
     seed(100_000 - 300, days=60)
     assert [queries(view) for view in views] == few
+
+
+def test_the_charts_are_computed_once_per_period_and_shared_through_the_cache(browser, box, settings, time_machine):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.DASHBOARD_CHARTS_CACHE_SECONDS = 60
+    time_machine.move_to(NOW, tick=False)
+    make_email(box, decision="delivered", received_at=at(0, 5))
+
+    def chart_queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert browser.get("/").status_code == 200
+        return sum("strftime" in q["sql"] or "EXTRACT(EPOCH" in q["sql"] for q in captured.captured_queries)
+
+    assert chart_queries() == 3  # emails and deliveries per hour, time to delivery
+    make_email(box, decision="failed", received_at=at(0, 1))
+    assert chart_queries() == 0
+    assert charts.recent().emails.total == 1  # within the minute, the cached charts
+    time_machine.move_to(NOW + dt.timedelta(seconds=61), tick=False)
+    assert chart_queries() == 3
+    assert charts.recent().emails.total == 2
+
+
+def test_the_dashboard_draws_its_charts_when_the_cache_is_down(browser, box, settings, monkeypatch, caplog):
+    import redis
+    from django.core.cache import cache
+
+    settings.DASHBOARD_CHARTS_CACHE_SECONDS = 60
+
+    def unavailable(*args, **kwargs):
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(cache, "get", unavailable)
+    make_email(box, decision="delivered", received_at=timezone.now())
+    page = browser.get("/").content.decode()
+    assert '<rect class="bar delivered"' in page
+    assert "the cache is unavailable (Connection refused)" in caplog.text
