@@ -1,6 +1,6 @@
 """Pages of a long history whose cost does not grow with it.
 
-`BoundedPaginator` counts at most a bound of rows (10,000, or a page beyond the one asked
+`BoundedPaginator` counts at most a bound of rows (1,000, or a page beyond the one asked
 for), so the count of a search or a filter stops early instead of visiting every match; it
 says when the count was cut. A page is found by its primary keys first, from the index that
 orders the list, then only those 25 rows are read: skipping to page 2,000 walks index
@@ -15,7 +15,7 @@ from typing import Any
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 
-COUNT_BOUND = 10_000
+COUNT_BOUND = 1_000
 
 
 class BoundedPaginator(Paginator[Any]):
