@@ -57,10 +57,16 @@ def deliveries_by_endpoint_and_status() -> dict[tuple[Any, ...], int]:
 
 def attempts_by_endpoint_and_outcome(since: dt.datetime | None = None) -> dict[tuple[Any, ...], int]:
     if since is None:
-        return count_by(Attempt.objects.all(), "delivery__endpoint_id", "outcome")
+        return attempts_by_id(0, None)
     # A few recent attempts: look their endpoint up one by one, rather than hash every delivery.
     endpoint = Subquery(Delivery.objects.filter(pk=OuterRef("delivery_id")).order_by().values("endpoint_id")[:1])
     return count_by(Attempt.objects.filter(started__gte=since).annotate(endpoint=endpoint), "endpoint", "outcome")
+
+
+def attempts_by_id(after: int, upto: int | None) -> dict[tuple[Any, ...], int]:
+    """Attempts with after < id <= upto (no upper bound when None), by endpoint and outcome."""
+    attempts = Attempt.objects.filter(pk__gt=after)
+    return count_by(attempts if upto is None else attempts.filter(pk__lte=upto), "delivery__endpoint_id", "outcome")
 
 
 def transfers_by_status() -> dict[str, int]:
@@ -73,29 +79,38 @@ def queue(now: dt.datetime) -> dict[str, Any]:
     return due.aggregate(due=Count("id"), oldest_held_release=Min("next_attempt_at", filter=Q(status="held")))
 
 
-def latency_histogram(since: dt.datetime | None = None) -> tuple[list[int], float]:
-    """Cumulative counts of delivered deliveries per LATENCY_BUCKETS bound (+Inf last), and the sum of seconds."""
+Histogram = tuple[list[int], float]
+
+
+def latency_histogram(since: dt.datetime | None = None, until: dt.datetime | None = None) -> Histogram:
+    """Cumulative counts of delivered deliveries per LATENCY_BUCKETS bound (+Inf last), and the sum of
+    seconds; only those delivered in [since, until) when given."""
     empty = ([0] * (len(LATENCY_BUCKETS) + 1), 0.0)
-    return latency_histograms_by_hour(since, by_hour=False).get(None, empty)
+    return latency_histograms_by_hour(since, by_hour=False, until=until).get(None, empty)
+
+
+def add_histograms(a: Histogram, b: Histogram) -> Histogram:
+    return [x + y for x, y in zip(a[0], b[0], strict=True)], a[1] + b[1]
 
 
 def latency_histograms_by_hour(
-    since: dt.datetime | None, by_hour: bool = True
-) -> dict[int | None, tuple[list[int], float]]:
+    since: dt.datetime | None, by_hour: bool = True, until: dt.datetime | None = None
+) -> dict[int | None, Histogram]:
     """The same, per hour of delivery. Latency runs from the delivery's creation, in the transaction
     that records its email (the outbox), to its successful attempt; the `delivery_outcome`
     index holds every column read, so the table itself is not touched."""
     seconds = _seconds_between("delivered_at", "created")
     hour = _epoch_hour("delivered_at") if by_hour else "NULL"
     buckets = ", ".join(f"SUM(CASE WHEN s <= {float(b)!r} THEN 1 ELSE 0 END)" for b in LATENCY_BUCKETS)
-    where = "status = 'delivered' AND delivered_at IS NOT NULL" + (" AND delivered_at >= %s" if since else "")
+    bounds = [("delivered_at >= %s", since), ("delivered_at < %s", until)]
+    where = " AND ".join(["status = 'delivered' AND delivered_at IS NOT NULL"] + [c for c, v in bounds if v])
     sql = (
         f"WITH t AS MATERIALIZED (SELECT {hour} AS h, {seconds} AS s "  # noqa: S608 (no user input in the SQL)
         f"FROM {Delivery._meta.db_table} WHERE {where}) "
         f"SELECT h, {buckets}, COUNT(*), COALESCE(SUM(s), 0) FROM t GROUP BY h"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [since] if since else [])
+        cursor.execute(sql, [v for _, v in bounds if v])
         rows = cursor.fetchall()
     return {
         (None if row[0] is None else int(row[0])): ([int(n or 0) for n in row[1:-1]], float(row[-1])) for row in rows

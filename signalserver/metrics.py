@@ -26,7 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from delivery.models import Delivery, Endpoint
 from mail.models import CYCLE_BUCKETS, Mailbox, PollCycleBucket, PollerLease
-from signalserver import aggregates
+from signalserver import aggregates, settled
 from signalserver.accounts import bearer_token, staff_or_token
 from signalserver.health import run_checks
 from signalserver.models import ApiToken, WorkerHeartbeat
@@ -45,6 +45,7 @@ class DatabaseCollector:
         self.now = timezone.now()
         self.mailboxes = {m.pk: m for m in Mailbox.objects.all()}
         self.endpoints = dict(Endpoint.objects.values_list("pk", "name"))
+        self.all_attempts, self.all_latency = settled.attempts_and_latency(self.now)
 
     def collect(self) -> Iterator[Metric]:
         yield from self.emails()
@@ -107,12 +108,12 @@ class DatabaseCollector:
         family = CounterMetricFamily(
             "signalserver_delivery_attempts", "Webhook attempts by endpoint and outcome", labels=["endpoint", "outcome"]
         )
-        for (endpoint_id, outcome), n in sorted(aggregates.attempts_by_endpoint_and_outcome().items(), key=str):
+        for (endpoint_id, outcome), n in sorted(self.all_attempts.items(), key=str):
             family.add_metric([self._endpoint(endpoint_id), str(outcome)], n)
         return family
 
     def latency(self) -> Metric:
-        cumulative, total = aggregates.latency_histogram()
+        cumulative, total = self.all_latency
         bounds = [*map(_le, aggregates.LATENCY_BUCKETS), "+Inf"]
         family = HistogramMetricFamily(
             "signalserver_delivery_latency_seconds", "Time from an email's recording to its webhook's delivery"

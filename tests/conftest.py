@@ -153,6 +153,14 @@ def _jobs_run_inline() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _no_settled_totals() -> None:
+    """/metrics keeps totals of final rows per process; each test starts from its own rows."""
+    from signalserver import settled
+
+    settled.forget()
+
+
+@pytest.fixture(autouse=True)
 def _clean_redis() -> Iterator[None]:
     if settings.REDIS_URL:
         import redis
