@@ -43,7 +43,8 @@ def epoch_hour(moment: dt.datetime) -> int:
 
 def count_by(rows: QuerySet[Any], *keys: str) -> dict[tuple[Any, ...], int]:
     """Rows counted per distinct value of `keys`, in one GROUP BY."""
-    counted = rows.order_by().values(*keys).annotate(n=Count("id")).values_list(*keys, "n")
+    # COUNT(*), not COUNT(id): PostgreSQL then answers from an index holding just the keys.
+    counted = rows.order_by().values(*keys).annotate(n=Count("*")).values_list(*keys, "n")
     return {tuple(row[:-1]): int(row[-1]) for row in counted}
 
 
