@@ -56,10 +56,9 @@ def deliveries_by_endpoint_and_status() -> dict[tuple[Any, ...], int]:
     return count_by(Delivery.objects.all(), "endpoint_id", "status")
 
 
-def attempts_by_endpoint_and_outcome(since: dt.datetime | None = None) -> dict[tuple[Any, ...], int]:
-    if since is None:
-        return attempts_by_id(0, None)
-    # A few recent attempts: look their endpoint up one by one, rather than hash every delivery.
+def attempts_by_endpoint_since(since: dt.datetime) -> dict[tuple[Any, ...], int]:
+    """Attempts started since `since`, by endpoint and outcome. A few recent attempts look their
+    endpoint up one by one, rather than hash every delivery."""
     endpoint = Subquery(Delivery.objects.filter(pk=OuterRef("delivery_id")).order_by().values("endpoint_id")[:1])
     return count_by(Attempt.objects.filter(started__gte=since).annotate(endpoint=endpoint), "endpoint", "outcome")
 

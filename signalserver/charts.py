@@ -259,7 +259,7 @@ def format_seconds(value: float | None) -> str:
 
 
 def success_rates(since: dt.datetime) -> list[Rate]:
-    counts = aggregates.attempts_by_endpoint_and_outcome(since)
+    counts = aggregates.attempts_by_endpoint_since(since)
     names = dict(Endpoint.objects.values_list("pk", "name"))
     rates = []
     for pk in sorted({pk for pk, _ in counts}, key=lambda pk: names.get(pk, "")):
