@@ -197,7 +197,7 @@ class Delivery(models.Model):
 
     webhook_id = models.CharField(max_length=64, unique=True, editable=False, default=new_webhook_id)
     email = models.ForeignKey("mail.Email", on_delete=models.CASCADE, related_name="deliveries")
-    # Indexed by delivery_endpoint_sent (endpoint, delivered_at).
+    # Indexed by delivery_endpoint_sent (endpoint, status, delivered_at).
     endpoint = models.ForeignKey(Endpoint, on_delete=models.PROTECT, related_name="deliveries", db_index=False)
     routing_rule = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=DELIVERY_STATUSES, default="pending")
@@ -227,7 +227,12 @@ class Delivery(models.Model):
                 condition=models.Q(status__in=("pending", "held", "sending")),
                 name="delivery_queue",
             ),
-            models.Index(fields=["endpoint", "delivered_at"], name="delivery_endpoint_sent"),
+            # Also counts each endpoint's deliveries by status (/metrics) from the index alone.
+            models.Index(fields=["endpoint", "status", "delivered_at"], name="delivery_endpoint_sent"),
+            # /metrics and the dashboard's charts: counts by status and endpoint, time to delivery.
+            models.Index(fields=["status", "delivered_at", "endpoint", "created"], name="delivery_outcome"),
+            # The dashboard's failed list (newest first) and deliveries per hour, by status.
+            models.Index(fields=["status", "-created"], name="delivery_status_created"),
         ]
 
     def __str__(self) -> str:
@@ -247,6 +252,8 @@ class Attempt(models.Model):
 
     class Meta:
         ordering = ["-started", "-id"]
+        # The dashboard's endpoint success rates read the last 24 hours of attempts.
+        indexes = [models.Index(fields=["started"], name="delivery_attempt_started")]
 
     def __str__(self) -> str:
         return f"Attempt {self.pk} of {self.delivery_id}: {self.outcome}"
@@ -270,6 +277,7 @@ class LinkTransfer(models.Model):
 
     class Meta:
         ordering = ["pk"]
+        indexes = [models.Index(fields=["status"], name="delivery_transfer_status")]  # /metrics: R2 outcomes
 
     def __str__(self) -> str:
         return f"{self.provider} {self.source_url[:60]} ({self.status})"

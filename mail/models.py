@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import F, Q
 from django.utils.timezone import now
 
 from delivery.fields import EncryptedTextField
@@ -125,6 +126,9 @@ class Mailbox(MailRules, models.Model):
     last_good_cycle = models.DateTimeField(null=True, blank=True, editable=False)
     last_error = models.TextField(blank=True, editable=False)
     last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+    reconnects = models.PositiveBigIntegerField(
+        default=0, editable=False, help_text="Connection errors the poller recovered from by reconnecting"
+    )
     last_test_result = models.TextField(blank=True, editable=False)
     last_test_at = models.DateTimeField(null=True, blank=True, editable=False)
     created = models.DateTimeField(default=now, editable=False)
@@ -166,13 +170,18 @@ class Mailbox(MailRules, models.Model):
     def lease_name(self) -> str:
         return self.name
 
-    def record_good_cycle(self) -> None:
+    def record_good_cycle(self, seconds: float | None = None) -> None:
+        """A pass over new mail succeeded; `seconds`, when given, is how long it took (for /metrics)."""
         self.last_good_cycle = now()
         Mailbox.objects.filter(pk=self.pk).update(last_good_cycle=self.last_good_cycle)
+        if seconds is not None:
+            PollCycleBucket.observe(self.pk, seconds)
 
     def record_error(self, message: str) -> None:
         self.last_error, self.last_error_at = message[:2000], now()
-        Mailbox.objects.filter(pk=self.pk).update(last_error=self.last_error, last_error_at=self.last_error_at)
+        Mailbox.objects.filter(pk=self.pk).update(
+            last_error=self.last_error, last_error_at=self.last_error_at, reconnects=F("reconnects") + 1
+        )
 
     def save_position(self, uidvalidity: int, last_uid: int) -> None:
         self.uidvalidity, self.last_uid = uidvalidity, last_uid
@@ -225,9 +234,11 @@ class Email(models.Model):
         indexes = [
             # Dashboard and admin lists: newest first, optionally by decision.
             models.Index(fields=["-received_at", "-id"], name="mail_email_recent"),
-            models.Index(fields=["decision", "-received_at"], name="mail_email_decision_recent"),
+            models.Index(fields=["decision", "-received_at", "-id"], name="mail_email_decision_recent"),
             # Subject-group dedup looks up accepted emails of one group.
             models.Index(fields=["mailbox", "subject_group"], name="mail_email_group"),
+            # /metrics counts emails by mailbox and decision from this index alone.
+            models.Index(fields=["mailbox", "decision"], name="mail_email_mailbox_decision"),
         ]
 
     def __str__(self) -> str:
@@ -320,3 +331,38 @@ class GmailIngress(MailRules, models.Model):
         if row is None:
             row = cls.objects.create(**settings.LEGACY_GMAIL_INGRESS)
         return row
+
+
+# Upper bounds (seconds) of the poll cycle histogram; None is +Inf.
+CYCLE_BUCKETS: tuple[float | None, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, None)
+
+
+class PollCycleBucket(models.Model):
+    """One cumulative bucket of a mailbox's poll cycle durations: how many cycles took at most `le`.
+
+    The poller is the only writer (it holds the mailbox's lease); one UPDATE counts a cycle in
+    every bucket it falls under, so /metrics reads a Prometheus histogram as it is stored.
+    """
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="cycle_buckets", db_index=False)
+    le = models.FloatField(null=True, help_text="Upper bound in seconds; empty is +Inf")
+    count = models.PositiveBigIntegerField(default=0)
+    seconds_sum = models.FloatField(default=0, help_text="Sum of the durations counted here")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "le"], name="mail_cycle_bucket_unique"),
+            models.UniqueConstraint(fields=["mailbox"], condition=Q(le__isnull=True), name="mail_cycle_bucket_one_inf"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.mailbox_id} le={self.le}: {self.count}"
+
+    @classmethod
+    def observe(cls, mailbox_id: int, seconds: float) -> None:
+        covering = cls.objects.filter(Q(le__gte=seconds) | Q(le__isnull=True), mailbox_id=mailbox_id)
+        counted = {"count": F("count") + 1, "seconds_sum": F("seconds_sum") + seconds}
+        if covering.update(**counted) == 0:
+            buckets = [PollCycleBucket(mailbox_id=mailbox_id, le=le) for le in CYCLE_BUCKETS]
+            PollCycleBucket.objects.bulk_create(buckets, ignore_conflicts=True)
+            covering.update(**counted)

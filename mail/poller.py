@@ -180,6 +180,7 @@ class Poller:
         it is committed.
         """
         mailbox = self.mailbox
+        started = time.monotonic()
         if mailbox.uidvalidity != uidvalidity:
             if mailbox.uidvalidity is not None:
                 logger.warning(
@@ -207,7 +208,7 @@ class Poller:
                 # Also when fetching the next batch failed: the one being inserted is finished.
                 if in_flight:
                     created += self._committed(client, uidvalidity, in_flight)
-        mailbox.record_good_cycle()
+        mailbox.record_good_cycle(time.monotonic() - started)
         if created:
             logger.info("POLLER: %d new email(s) recorded from %s", created, mailbox)
         return created

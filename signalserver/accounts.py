@@ -110,7 +110,7 @@ def magic_link(request: HttpRequest, token: str) -> HttpResponse:
     return HttpResponseRedirect(safe_next(request, next_url))
 
 
-def _bearer(request: HttpRequest) -> str:
+def bearer_token(request: HttpRequest) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     return value.strip() if scheme.lower() == "bearer" else ""
@@ -123,7 +123,7 @@ def staff_or_token(scope: str) -> Callable[[Callable[..., HttpResponse]], Callab
         @csrf_exempt
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            token = _bearer(request)
+            token = bearer_token(request)
             if token:
                 row = ApiToken.authenticate(token, scope)
                 if row is None:

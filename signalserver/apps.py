@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -22,6 +23,8 @@ class SignalserverConfig(AppConfig):
     verbose_name = "signalserver"
 
     def ready(self) -> None:
+        # Python warnings go through logging too, so production prints nothing but JSON lines.
+        logging.captureWarnings(True)
         from django_q.signals import post_spawn
 
         from signalserver import checks  # noqa: F401  (registers system checks)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Page, Paginator
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.core.paginator import Page
+from django.db.models import Count, Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -21,9 +21,12 @@ from delivery import sender
 from delivery.models import Attempt, Delivery, Endpoint, StoredLink
 from delivery.outbox import kick_sender
 from deploys.models import Deployment
+from mail import search
 from mail.models import DECISIONS, DETECTORS, Email, Mailbox, PollerLease
+from signalserver import charts
 from signalserver.accounts import magic_link_url
 from signalserver.models import MagicLink
+from signalserver.paging import BoundedPaginator
 
 EMAILS_PER_PAGE = 25
 EMAIL_COLUMNS = (
@@ -67,7 +70,7 @@ class EmailFilterForm(forms.Form):
             return emails
         data = self.cleaned_data
         if data["q"]:
-            emails = emails.filter(Q(subject__icontains=data["q"]) | Q(sender__icontains=data["q"]))
+            emails = emails.filter(search.subject_or_sender_contains(data["q"]))
         if data["decision"]:
             emails = emails.filter(decision=data["decision"])
         if data["detector"]:
@@ -99,7 +102,8 @@ def mailbox_states(now: dt.datetime) -> list[MailboxState]:
 
 def email_page(form: EmailFilterForm, page_number: str | None) -> Page[Email]:
     emails = form.filter(Email.objects.select_related("mailbox").only(*EMAIL_COLUMNS))
-    return Paginator(emails.order_by("-received_at", "-id"), EMAILS_PER_PAGE).get_page(page_number)
+    paginator = BoundedPaginator(emails.order_by("-received_at", "-id"), EMAILS_PER_PAGE, page_number)
+    return paginator.get_page(page_number)
 
 
 def decision_counts(since: dt.datetime) -> dict[str, int]:
@@ -126,6 +130,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "filter_form": form,
         "emails": email_page(form, request.GET.get("page")),
         "counts": decision_counts(now - dt.timedelta(hours=24)),
+        "charts": charts.recent(now),
         "held": deliveries("held", "next_attempt_at", 50),
         "failed": failed,
         "links": StoredLink.objects.order_by("-created")[:10],

@@ -17,12 +17,20 @@ _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("log_c
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
 
 
-# Sign-in link tokens travel in URL paths; request logs must not carry them.
+# Sign-in link tokens travel in URL paths, and callers may put a token in a query string;
+# request logs must carry neither.
 _MAGIC_PATH = re.compile(r"(/login/magic/)[^\s/?#'\"]+")
+_SECRET_PARAM = re.compile(
+    r"([?&](?:token|access_token|key|api_key|secret|password|signature|sig|code)=)[^&\s#'\"]+", re.IGNORECASE
+)
 
 
 def redact(text: str) -> str:
-    return _MAGIC_PATH.sub(r"\1[redacted]", text)
+    if "/login/magic/" in text:
+        text = _MAGIC_PATH.sub(r"\1[redacted]", text)
+    if "=" in text:
+        text = _SECRET_PARAM.sub(r"\1[redacted]", text)
+    return text
 
 
 @contextlib.contextmanager
@@ -43,8 +51,9 @@ def current_context() -> dict[str, str]:
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "/login/magic/" in message:
-            record.msg, record.args = redact(message), ()
+        redacted = redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
         context = _context.get()
         for key, value in context.items():
             if not hasattr(record, key):

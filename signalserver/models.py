@@ -156,6 +156,7 @@ API_SCOPES = (
     ("deploy", "Trigger deployments"),
     ("test_r2", "Test the R2 offload (POST /api/test-r2)"),
     ("ingress", "Push mail from the Gmail Apps Script (POST /api/ingress/gmail)"),
+    ("metrics", "Read the metrics (GET /api/metrics, /metrics)"),
 )
 API_TOKEN_PREFIX = "sst_"  # a marker, not a secret  # noqa: S105  # nosec B105
 

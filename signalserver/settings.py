@@ -217,6 +217,14 @@ else:
     Q_CLUSTER["orm"] = "default"
 QCLUSTER_HEARTBEAT_MAX_AGE_SECONDS = env_int("QCLUSTER_HEARTBEAT_MAX_AGE_SECONDS", 180, 60)
 
+# Observability: /health fails for an enabled mailbox inside its active hours with no good
+# poll cycle for this long; /metrics asks for `Authorization: Bearer <METRICS_TOKEN>` when set
+# (an API token of scope metrics works too).
+HEALTH_MAILBOX_MAX_AGE_SECONDS = env_int("HEALTH_MAILBOX_MAX_AGE_SECONDS", 300, 10)
+METRICS_TOKEN = env_secret("METRICS_TOKEN")
+# The dashboard's 24-hour charts are computed at most this often (0: on every view).
+DASHBOARD_CHARTS_CACHE_SECONDS = env_int("DASHBOARD_CHARTS_CACHE_SECONDS", 60, 0, 3600)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

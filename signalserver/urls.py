@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from signalserver import accounts, dashboard, deployments, ingress, views
+from signalserver import accounts, dashboard, deployments, ingress, metrics, views
 
 admin.site.site_header = "signalserver"
 admin.site.site_title = "signalserver"
@@ -26,6 +26,8 @@ urlpatterns = [
     path("api/ping", views.ping, name="ping"),
     path("api/test-r2", views.test_r2, name="test-r2"),
     path("api/ingress/gmail", ingress.gmail, name="ingress-gmail"),
+    path("metrics", metrics.metrics, name="metrics"),
+    path("api/metrics", metrics.api_metrics, name="api-metrics"),
     # The admin signs in through the same throttled form.
     path("admin/login/", accounts.login),
     path("admin/", admin.site.urls),

@@ -75,7 +75,7 @@ def wait_for_http(url: str, timeout: float = 30, proc: subprocess.Popen[bytes] |
             raise AssertionError(f"process exited with {proc.returncode} before {url} answered")
         try:
             return requests.get(url, timeout=2)
-        except requests.ConnectionError as e:
+        except (requests.ConnectionError, requests.Timeout) as e:  # not listening yet, or still booting
             last = e
             time.sleep(0.1)
     raise AssertionError(f"{url} did not answer within {timeout} s: {last}")
@@ -135,6 +135,25 @@ def run_together(task: Callable[[], T], threads: int) -> list[T]:
     return results
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Tests marked `last` (the scan of the run's logs) run after every other one.
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _keep_the_run_logs(django_test_environment: None) -> Iterator[None]:
+    """Every log record of the run, as production prints it, for the secret scan."""
+    import logging
+
+    from tests.logscan import RunLogHandler
+
+    handler = RunLogHandler()
+    logging.getLogger().addHandler(handler)
+    yield
+    logging.getLogger().removeHandler(handler)
+    handler.close()
+
+
 @pytest.fixture(autouse=True)
 def _jobs_run_inline() -> Iterator[None]:
     """django-q2 runs enqueued jobs at once in this process (its `sync` mode)."""
@@ -143,6 +162,14 @@ def _jobs_run_inline() -> Iterator[None]:
     previous, Conf.SYNC = Conf.SYNC, True
     yield
     Conf.SYNC = previous
+
+
+@pytest.fixture(autouse=True)
+def _no_settled_totals() -> None:
+    """/metrics keeps totals of final rows per process; each test starts from its own rows."""
+    from signalserver import settled
+
+    settled.forget()
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ from signalserver.settings import *  # noqa: F403
 from signalserver.settings import BASE_DIR, DATABASES, STORAGES
 
 TESTING = True
+DASHBOARD_CHARTS_CACHE_SECONDS = 0  # each view computes its charts (tests/signalserver/test_charts.py covers the cache)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 # A file, not memory, so processes started by a test see the same test database.

@@ -207,6 +207,9 @@ def test_the_dashboard_query_count_does_not_grow_with_10000_emails(browser, box,
     emails = [make_email(box, subject=f"Lot {i}") for i in range(3)]
     failed_delivery(emails[0], endpoint)
     few = dashboard_queries(browser)
+    searching = "?decision=delivered&q=bulk&page=50"
+    make_email(box, subject="Bulk first", decision="delivered")  # the search finds a page at both sizes
+    few_searching = dashboard_queries(browser, searching)
     Email.objects.bulk_create(
         [
             Email(
@@ -232,6 +235,6 @@ def test_the_dashboard_query_count_does_not_grow_with_10000_emails(browser, box,
         )
     many = dashboard_queries(browser)
     assert many == few, f"{few} queries with 3 emails, {many} with 10,003"
-    assert many <= 14
-    assert dashboard_queries(browser, "?decision=delivered&q=bulk&page=50") == many
+    assert many <= 20  # 14, the five aggregate queries of the charts, a page read by its keys first
+    assert dashboard_queries(browser, searching) == few_searching
     assert dashboard_queries(browser, "?page=401") == many

@@ -8,6 +8,7 @@ import pytest
 from django.test import Client, override_settings
 from django.utils import timezone
 
+from mail.models import Mailbox
 from signalserver.models import WorkerHeartbeat
 from tests.conftest import free_port
 
@@ -111,3 +112,62 @@ def test_health_command_exits_non_zero_and_names_the_failure():
     assert exit_info.value.code == 1
     WorkerHeartbeat.beat("qcluster@test", "test", 1)
     call_command("health")  # all green: no exit
+
+
+# Mailboxes
+WEDNESDAY_11H_PARIS = dt.datetime(2026, 11, 4, 10, 0, tzinfo=dt.UTC)
+
+
+def test_a_mailbox_inside_its_hours_without_a_good_cycle_fails_health_naming_it(client, box, time_machine, settings):
+    settings.HEALTH_MAILBOX_MAX_AGE_SECONDS = 300
+    WorkerHeartbeat.beat("qcluster@test", "test", 1)
+    time_machine.move_to(WEDNESDAY_11H_PARIS - dt.timedelta(minutes=10), tick=False)
+    box.record_good_cycle()
+    time_machine.move_to(WEDNESDAY_11H_PARIS - dt.timedelta(minutes=6), tick=False)
+    WorkerHeartbeat.beat("qcluster@test", "test", 1)
+    assert client.get("/health").status_code == 200  # 4 minutes: within the limit
+    time_machine.move_to(WEDNESDAY_11H_PARIS, tick=False)
+    WorkerHeartbeat.beat("qcluster@test", "test", 1)
+    response = client.get("/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["failed"] == ["mailbox:orders"]
+    assert body["checks"]["mailbox:orders"]["error"] == "no good poll cycle for 600 s (limit 300 s)"
+
+
+def test_a_mailbox_outside_its_hours_is_reported_not_failed(client, box, time_machine):
+    time_machine.move_to(dt.datetime(2026, 11, 7, 10, 0, tzinfo=dt.UTC), tick=False)  # a Saturday
+    WorkerHeartbeat.beat("qcluster@test", "test", 1)
+    Mailbox.objects.filter(pk=box.pk).update(created=timezone.now() - dt.timedelta(days=30))
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json()["checks"]["mailbox:orders"] == {
+        "ok": True,
+        "state": "outside its active hours",
+        "last_good_cycle": None,
+        "age_seconds": None,
+    }
+
+
+def test_a_disabled_mailbox_never_fails_health(client, box, time_machine):
+    time_machine.move_to(WEDNESDAY_11H_PARIS, tick=False)
+    WorkerHeartbeat.beat("qcluster@test", "test", 1)
+    Mailbox.objects.filter(pk=box.pk).update(enabled=False, created=timezone.now() - dt.timedelta(days=30))
+    body = client.get("/health").json()
+    assert body["status"] == "ok" and body["checks"]["mailbox:orders"]["state"] == "disabled"
+
+
+def test_a_mailbox_gets_the_allowed_age_after_its_hours_begin_and_after_it_is_added(client, box, time_machine):
+    opening = dt.datetime(2026, 11, 4, 8, 0, tzinfo=dt.UTC)  # 09:00 in Paris, the default start
+    time_machine.move_to(opening - dt.timedelta(hours=12), tick=False)
+    box.record_good_cycle()
+    Mailbox.objects.filter(pk=box.pk).update(created=timezone.now() - dt.timedelta(days=30))
+    time_machine.move_to(opening + dt.timedelta(minutes=4), tick=False)
+    WorkerHeartbeat.beat("qcluster@test", "test", 1)
+    assert client.get("/health").status_code == 200  # the poller has 5 minutes to start
+    time_machine.move_to(opening + dt.timedelta(minutes=6), tick=False)
+    WorkerHeartbeat.beat("qcluster@test", "test", 1)
+    assert client.get("/health").json()["failed"] == ["mailbox:orders"]
+    fresh = Mailbox.objects.create(name="fresh", host="h", username="u", password="p")
+    assert "mailbox:fresh" not in client.get("/health").json()["failed"]
+    assert fresh.last_good_cycle is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -27,6 +28,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from deploys.local import alive
 from deploys.releases import read_pid
+
+logger = logging.getLogger(__name__)
 
 WSGI_APP = "signalserver.wsgi"
 PR_SET_CHILD_SUBREAPER = 36
@@ -75,11 +78,20 @@ def static_files_problem() -> str:
     return ""
 
 
+def announce(stdout: Any, *lines: str) -> None:
+    """Tell the person starting the service; in production (JSON logs) as log lines."""
+    for line in lines:
+        if settings.LOG_FORMAT == "json":
+            logger.info("%s", line)
+        else:
+            stdout.write(line + "\n")
+
+
 def collect_static_files(stdout: Any) -> None:
     problem = static_files_problem()
     if not problem:
         return
-    stdout.write(f"Static files are out of date ({problem}): collecting them into {settings.STATIC_ROOT}\n")
+    announce(stdout, f"Static files are out of date ({problem}): collecting them into {settings.STATIC_ROOT}")
     try:
         call_command("collectstatic", interactive=False, verbosity=0)
     except OSError as e:
@@ -105,10 +117,11 @@ class Command(BaseCommand):
         if role == "all" and settings.ENABLE_BACKGROUND_TASKS:
             argvs["worker"] = worker_argv()
         if role != "worker":
-            self.stdout.write(
+            announce(
+                self.stdout,
                 f"signalserver is starting on http://127.0.0.1:{settings.PORT}/ "
-                f"(role={role}, background tasks={'on' if len(argvs) > 1 or role == 'worker' else 'off'})\n"
-                f"Create an admin user with: {sys.executable} manage.py createsuperuser\n"
+                f"(role={role}, background tasks={'on' if len(argvs) > 1 or role == 'worker' else 'off'})",
+                f"Create an admin user with: {sys.executable} manage.py createsuperuser",
             )
         self.stdout.flush()
         current = release_current()
