@@ -324,7 +324,7 @@ def _save_results(deliveries: list[Delivery]) -> None:
     quote = connection.ops.quote_name
     assignments = ", ".join(f"{quote(str(field.column))} = %s" for field in fields)
     # Only the model's own table and column names are put into the SQL; values are parameters.
-    sql = f"UPDATE {quote(Delivery._meta.db_table)} SET {assignments} WHERE {quote('id')} = %s"  # noqa: S608
+    sql = f"UPDATE {quote(Delivery._meta.db_table)} SET {assignments} WHERE {quote('id')} = %s"  # noqa: S608  # nosec B608
     rows = [
         [field.get_db_prep_save(getattr(d, field.attname), connection) for field in fields] + [d.pk] for d in deliveries
     ]
