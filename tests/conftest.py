@@ -135,7 +135,18 @@ def run_together(task: Callable[[], T], threads: int) -> list[T]:
     return results
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A test that concerns one database, or does not touch the test database at all (the
+    # container, the demo, the repository checks), runs in one of the two passes only:
+    # the other pass deselects it (a skip would fail where REQUIRE_ALL_TESTS is set).
+    vendor = connection.vendor
+    kept, deselected = [], []
+    for item in items:
+        marker = item.get_closest_marker("only_on")
+        (deselected if marker and marker.args[0] != vendor else kept).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
     # Tests marked `last` (the scan of the run's logs) run after every other one.
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
 

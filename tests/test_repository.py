@@ -14,6 +14,7 @@ from tests.conftest import ROOT
 
 BIN = Path(sys.executable).parent
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+pytestmark = pytest.mark.only_on("sqlite", "checks of the repository, not of a database")
 
 
 def test_the_workflows_are_split_by_purpose():

@@ -21,7 +21,7 @@ from demo.samples import demo_samples, outside_window_samples
 from tests.conftest import ROOT, base_env, free_port, wait_until
 from tests.mail.conftest import IMAP_TOOL
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.only_on("sqlite", "the demo always runs the embedded default")]
 READY_TIMEOUT = 300  # installs nothing when `make test` ran first; then migrations, start-up, ~30 emails
 
 
@@ -80,8 +80,6 @@ class Demo:
 def demo(tmp_path: Path) -> Iterator[Demo]:
     if not IMAP_TOOL.exists():
         pytest.skip(f"the IMAP test server tool is absent ({IMAP_TOOL}); set IMAP_TEST_SERVER")
-    if os.environ.get("DATABASE_URL"):
-        pytest.skip("the demo runs the embedded default (SQLite); its test runs in the SQLite pass")
     running = Demo(tmp_path)
     yield running
     if running.proc.poll() is None:

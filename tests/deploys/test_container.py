@@ -19,7 +19,7 @@ from deploys.local import alive as running
 from tests.conftest import ROOT, free_port, wait_until
 from tests.deploys.checkout import fresh_checkout
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.only_on("sqlite", "the image runs its own embedded database")]
 
 TOOL = ROOT / "scripts" / "container-check"
 TAG = "signalserver:container-test"

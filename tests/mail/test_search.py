@@ -72,7 +72,7 @@ def test_the_index_follows_edits_and_deletions(emails):
     assert found("renamed") == set()
 
 
-@pytest.mark.skipif(connection.vendor != "sqlite", reason="the FTS5 table exists on SQLite only")
+@pytest.mark.only_on("sqlite", "the FTS5 table exists on SQLite only")
 def test_a_rare_text_is_looked_up_in_the_index(emails, django_assert_num_queries):
     from django.test.utils import CaptureQueriesContext
 
