@@ -49,12 +49,21 @@ def _allowed_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+def _refused(message: str) -> HttpError:
+    if settings.DEBUG:
+        message += (
+            ". For local development (a receiver on this machine, plain http), set "
+            "WEBHOOK_ALLOW_PRIVATE_TARGETS=true in the environment"
+        )
+    return HttpError(message + ".", permanent=True)
+
+
 def check_target(url: str) -> None:
     """Refuse URLs that are not https, or that resolve to private/loopback/link-local addresses."""
     parts = urllib.parse.urlsplit(url)
     allow_private = settings.WEBHOOK_ALLOW_PRIVATE_TARGETS
     if parts.scheme != "https" and not (allow_private and parts.scheme == "http"):
-        raise HttpError(f"Only https URLs are allowed ({parts.scheme or 'no scheme'} given)", permanent=True)
+        raise _refused(f"Only https URLs are allowed ({parts.scheme or 'no scheme'} given)")
     if not parts.hostname:
         raise HttpError("The URL has no host", permanent=True)
     if allow_private:
@@ -66,7 +75,7 @@ def check_target(url: str) -> None:
     for info in infos:
         address = str(info[4][0])
         if not _allowed_address(address):
-            raise HttpError(f"{parts.hostname} resolves to {address}, a private or reserved address", permanent=True)
+            raise _refused(f"{parts.hostname} resolves to {address}, a private or reserved address")
 
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:

@@ -27,19 +27,7 @@ from mail.parsing import ParsedMessage, UnparseableMessage, parse_message
 logger = logging.getLogger(__name__)
 
 # Decisions after which a "Lot <n>" group counts as handled.
-GROUP_HANDLED = ("accepted", "delivered", "held", "failed")
-# Decisions whose message is flagged \Seen on the server; the rest stay unread for people.
-FLAG_SEEN = (
-    "accepted",
-    "delivered",
-    "held",
-    "failed",
-    "skipped_reply",
-    "skipped_duplicate_group",
-    "skipped_outside_window",
-    "skipped_no_links",
-    "skipped_no_endpoint",
-)
+GROUP_HANDLED = ("accepted", "delivered", "held", "retrying", "failed")
 
 
 @dataclass
@@ -62,7 +50,7 @@ def _unparseable(mailbox: Mailbox, item: Fetched, uidvalidity: int | None, error
     )
 
 
-def _email_from(mailbox: Mailbox, item: Fetched, uidvalidity: int | None, parsed: ParsedMessage) -> Email:
+def email_from(mailbox: Mailbox, item: Fetched, uidvalidity: int | None, parsed: ParsedMessage) -> Email:
     return Email(
         mailbox=mailbox,
         identity=parsed.identity,
@@ -131,7 +119,7 @@ def parse_batch(mailbox: Mailbox, uidvalidity: int | None, items: Sequence[Fetch
             logger.warning("IGNORED: unparseable message uid=%s in %s: %s", item.uid, mailbox, e)
             emails.append((_unparseable(mailbox, item, uidvalidity, str(e)), item))
             continue
-        email = _email_from(mailbox, item, uidvalidity, parsed)
+        email = email_from(mailbox, item, uidvalidity, parsed)
         examine(email, mailbox, now)
         emails.append((email, item))
     return emails
