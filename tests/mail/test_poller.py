@@ -137,13 +137,14 @@ def test_a_wrong_password_is_explained_and_forgotten_once_a_good_cycle_follows(m
         box = Mailbox.objects.get()
         assert box.current_error == (
             "The server refused the login of inbox@example.test: the username or password is wrong. "
-            "Correct them in Mail › Mailboxes (Gmail and Outlook need an app password)."
+            "Correct them in Mail › Mailboxes (Gmail and Outlook need an app password)."  # noqa: RUF001
         )
         assert "AUTHENTICATIONFAILED" in caplog.text and "AUTHENTICATIONFAILED" not in box.last_error
         Mailbox.objects.filter(pk=mailbox.pk).update(password="secret")  # the operator fixes it
         wait_until(lambda: not Mailbox.objects.get().current_error, timeout=20, message="error aged")
     box = Mailbox.objects.get()
-    assert box.last_good_cycle > box.last_error_at and box.last_error  # kept as history, no longer the state
+    assert box.last_good_cycle and box.last_error_at and box.last_error  # kept as history, no longer the state
+    assert box.last_good_cycle > box.last_error_at
 
 
 def test_the_admin_connection_test_reports_its_result(mailbox, admin_client):
@@ -185,8 +186,9 @@ def test_the_scheduled_job_hands_over_to_a_successor_that_is_already_connected(m
     assert 2 <= time.monotonic() - started < 10  # it ended when the successor was ready, not after the grace
     assert enqueued[-1] == ("mail.tasks.poll_mailbox", mailbox.pk, settings.POLLER_LEASE_SECONDS + 20, True)
     before = Mailbox.objects.get().last_good_cycle
+    assert before is not None
     successor_holds = wait_until(lambda: holder(mailbox.lease_name), timeout=5, message="successor holds the lease")
-    wait_until(lambda: Mailbox.objects.get().last_good_cycle > before, timeout=5, message="the successor looked")
+    wait_until(lambda: Mailbox.objects.get().last_good_cycle != before, timeout=5, message="the successor looked")
     cluster_stop.set()
     successors[0].join(timeout=30)
     assert not successors[0].is_alive()

@@ -229,7 +229,12 @@ def test_the_dashboard_query_count_does_not_grow_with_10000_emails(browser, box,
         failed_delivery(email, endpoint, attempts=3)
         Delivery.objects.create(email=email, endpoint=backup, status="held", next_attempt_at=timezone.now())
         Delivery.objects.create(
-            email=email, endpoint=spare, status="pending", attempt_count=2, last_error="HTTP 503", next_attempt_at=timezone.now()
+            email=email,
+            endpoint=spare,
+            status="pending",
+            attempt_count=2,
+            last_error="HTTP 503",
+            next_attempt_at=timezone.now(),
         )
     for i, mailbox in enumerate(more_mailboxes):
         PollerLease.objects.create(
