@@ -118,6 +118,9 @@ def open_client(mailbox: Mailbox) -> IMAPClient:
         ssl_context=_ssl_context() if mailbox.use_ssl else None,
         timeout=settings.IMAP_TIMEOUT_SECONDS,
     )
+    # Commands go out in several small writes: without this, each one may wait for the
+    # server's delayed ACK (40 ms) before its end is sent.
+    client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         client.login(mailbox.username, mailbox.password)
     except BaseException:
@@ -157,6 +160,25 @@ def new_mail_announced(client: IMAPClient) -> bool:
     announced = "EXISTS" in untagged
     untagged.clear()
     return announced
+
+
+def has_unread_responses(client: IMAPClient) -> bool:
+    """True when the server has sent something this side has not read yet.
+
+    imapclient's idle_check polls the socket, so it misses lines that already arrived with
+    an earlier one and wait in the connection's read buffer (news sent together with IDLE's
+    "+ idling"); until more data came, such news would wait for the next IDLE renewal. This
+    looks into the buffer without blocking (reading the socket into it when it is empty).
+    """
+    sock = client.socket()
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return bool(client._imap.file.peek(1))
+    except OSError:  # nothing to read (ssl.SSLWantReadError, BlockingIOError)
+        return False
+    finally:
+        sock.settimeout(timeout)
 
 
 def test_connection(mailbox: Mailbox) -> str:

@@ -288,6 +288,8 @@ class Poller:
         instant_empty = 0
         try:
             while time.monotonic() < round_end and self.active() and self.keep_waiting():
+                if imap.has_unread_responses(client):
+                    return  # news that came with an earlier line: look now (idle_check cannot see it)
                 started = time.monotonic()
                 responses = client.idle_check(timeout=1)
                 if announces_mail(responses):
