@@ -134,6 +134,16 @@ def _jobs_run_inline() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def sender_timer(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """The sender's timer job waits on a worker until the next delivery is due; run inline in
+    this process it would hold each test up, so starting it is only recorded here (tests of
+    the timer run it themselves, and a real cluster runs it in the end-to-end tests)."""
+    started: list[bool] = []
+    monkeypatch.setattr("delivery.timer.start_waiter", lambda: started.append(True))
+    return started
+
+
+@pytest.fixture(autouse=True)
 def _clean_redis() -> Iterator[None]:
     if settings.REDIS_URL:
         import redis

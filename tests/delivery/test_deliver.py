@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.test import Client
 from standardwebhooks import Webhook
 
@@ -12,6 +15,7 @@ from delivery.models import Attempt, Delivery, Endpoint, RoutingRule, RuleCondit
 from delivery.outbox import plan
 from delivery.sender import claim_next, process
 from delivery.tasks import send_due
+from tests.conftest import ROOT, base_env
 from tests.delivery.conftest import make_email
 from tests.delivery.receiver import Reply
 
@@ -266,7 +270,34 @@ def test_a_catastrophic_regex_cannot_hang_the_worker(box, endpoint, schedule):
     assert time.monotonic() - started < 2  # RE2 is linear; Python's re would run for ages
 
 
-def test_an_invalid_regex_is_refused_by_the_form(endpoint):
+@pytest.mark.parametrize(
+    ("pattern", "sentence"),
+    [
+        ("(unclosed", "A parenthesis is not closed in '(unclosed': add the missing “)”."),
+        (r"(?<=Lot )\d+", "has no look-behind such as (?<=…) or (?<!…). Rewrite the pattern without it"),
+        (r"Lot (?!0)", "has no look-ahead such as (?=…) or (?!…)"),
+        (r"(\w+) \1", "has no back-references such as \\1"),
+        ("[a-z", "A character class is not closed in '[a-z': add the missing “]”."),
+        ("a**", "A repetition (*, + or ?) is doubled at '**'."),
+    ],
+)
+def test_an_invalid_regex_is_refused_by_the_form_with_a_sentence(endpoint, pattern, sentence):
     rule = RoutingRule.objects.create(name="bad", endpoint=endpoint)
-    with pytest.raises(Exception, match="Invalid regular expression"):
-        RuleCondition(rule=rule, field="subject", operator="regex", value="(unclosed").full_clean()
+    with pytest.raises(ValidationError) as refused:
+        RuleCondition(rule=rule, field="subject", operator="regex", value=pattern).full_clean()
+    [message] = refused.value.message_dict["value"]
+    assert sentence in message
+    assert "b'" not in message and "perl" not in message
+
+
+def test_re2_writes_nothing_of_its_own_to_stderr():
+    code = (
+        "import django; django.setup(); from delivery.routing import compile_pattern\n"
+        "for p in ('(?<=x)a', '(a', '\\\\1'):\n"
+        "    try: compile_pattern(p, False)\n"
+        "    except ValueError: pass\n"
+    )
+    env = base_env(DJANGO_SETTINGS_MODULE="tests.settings")
+    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "re2.cc" not in result.stderr and "E0000" not in result.stderr
