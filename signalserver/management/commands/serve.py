@@ -8,10 +8,12 @@ exits the other is stopped and the exit status passed on.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -26,6 +28,21 @@ def web_argv() -> list[str]:
 
 def worker_argv() -> list[str]:
     return [sys.executable, str(settings.BASE_DIR / "manage.py"), "qcluster"]
+
+
+def createsuperuser_hint() -> str:
+    """How to create the first admin user, as a command that works when pasted into a shell;
+    nothing once a user exists."""
+    from django.contrib.auth import get_user_model
+
+    if get_user_model().objects.exists():
+        return ""
+    env = "DEBUG=true " if settings.DEBUG else ""  # without it, the command asks for SECRET_KEY
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3") and Path(database["NAME"]) != settings.BASE_DIR / "var" / "db.sqlite3":
+        env += f"SQLITE_PATH={shlex.quote(str(database['NAME']))} "
+    command = f"{shlex.quote(sys.executable)} {shlex.quote(str(settings.BASE_DIR / 'manage.py'))} createsuperuser"
+    return f"No admin user yet; create one with:\n  {env}{command}\n"
 
 
 class Command(BaseCommand):
@@ -45,7 +62,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"signalserver is starting on http://127.0.0.1:{settings.PORT}/ "
                 f"(role={role}, background tasks={'on' if len(argvs) > 1 or role == 'worker' else 'off'})\n"
-                f"Create an admin user with: {sys.executable} manage.py createsuperuser\n"
+                + createsuperuser_hint()
             )
         self.stdout.flush()
         if len(argvs) == 1:
