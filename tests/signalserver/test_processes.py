@@ -128,7 +128,12 @@ def test_serve_prints_a_createsuperuser_command_that_works_as_printed_until_a_us
     port = free_port()
     database = child_database_env()
     env = base_env(
-        DEBUG="true", PORT=str(port), HOST="127.0.0.1", GUNICORN_WORKERS="1", ENABLE_BACKGROUND_TASKS="false", **database
+        DEBUG="true",
+        PORT=str(port),
+        HOST="127.0.0.1",
+        GUNICORN_WORKERS="1",
+        ENABLE_BACKGROUND_TASKS="false",
+        **database,
     )
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "serve"], env=env, cwd=ROOT, stdout=subprocess.PIPE, start_new_session=True
