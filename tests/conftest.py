@@ -8,12 +8,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import requests
 from django.conf import settings
 from django.db import connection
+
+from tests.delivery.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -131,6 +133,19 @@ def _jobs_run_inline() -> Iterator[None]:
     previous, Conf.SYNC = Conf.SYNC, True
     yield
     Conf.SYNC = previous
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP server on 127.0.0.1 playing the receiving application."""
+    with Receiver() as r:
+        yield r
+
+
+@pytest.fixture
+def local_targets(settings: Any) -> None:
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    settings.DELIVERY_RETRY_DELAYS = [5, 300, 1800, 7200, 18000, 36000]
 
 
 @pytest.fixture(autouse=True)
