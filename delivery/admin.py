@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -37,6 +38,7 @@ class EndpointAdmin(admin.ModelAdmin[Endpoint]):
     list_display = ("name", "url", "enabled", "is_default", "success_rule", "rate_limit_per_hour")
     list_filter = ("enabled", "is_default")
     actions = [rotate_secret]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fields = (
         "name",
         "url",

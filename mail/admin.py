@@ -13,7 +13,7 @@ from django_q.tasks import async_task
 
 from delivery.forms import WeekdaysField
 from mail import lease
-from mail.models import Email, Mailbox, RawMessage
+from mail.models import WORKING_DAYS, Email, Mailbox, RawMessage
 
 
 class MailboxForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -26,6 +26,7 @@ class MailboxForm(forms.ModelForm):  # type: ignore[type-arg]
     )
     active_days = WeekdaysField(
         [str(day) for day in range(7)],
+        initial=WORKING_DAYS,
         help_text="Days the mailbox is watched.",
         error_messages={"required": "Choose at least one day."},
     )

@@ -14,6 +14,7 @@ from delivery.fields import EncryptedTextField
 
 MODES = (("idle", "IMAP IDLE (push, when the server supports it)"), ("poll", "Poll at an interval"))
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+WORKING_DAYS = "0,1,2,3,4"
 
 DECISIONS = (
     ("accepted", "Accepted: handed to delivery"),
@@ -99,7 +100,7 @@ class Mailbox(models.Model):
     )
     enabled = models.BooleanField(default=True)
     active_days = models.CharField(
-        max_length=20, default="0,1,2,3,4", validators=[validate_weekdays], help_text="Days the mailbox is watched."
+        max_length=20, default=WORKING_DAYS, validators=[validate_weekdays], help_text="Days the mailbox is watched."
     )
     active_start = models.TimeField(default=dt.time(9, 0))
     active_end = models.TimeField(default=dt.time(23, 0), help_text="Exclusive; before the start wraps midnight.")
