@@ -18,7 +18,7 @@ from mail.pipeline import Fetched, record_batch
 from tests.delivery.conftest import make_email
 from tests.delivery.receiver import Reply
 from tests.mail.corpus import eml, message
-from tests.signalserver.test_browser import chromium, page, shoot, site  # noqa: F401  (shared)
+from tests.signalserver.conftest import shoot
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 PASSWORD = "correct horse battery staple"
