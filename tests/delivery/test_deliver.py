@@ -9,6 +9,7 @@ import sys
 import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
+from django.utils import timezone
 from standardwebhooks import Webhook
 
 from delivery.models import Attempt, Delivery, Endpoint, RoutingRule, RuleCondition
@@ -301,3 +302,22 @@ def test_re2_writes_nothing_of_its_own_to_stderr():
     result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "re2.cc" not in result.stderr and "E0000" not in result.stderr
+
+
+def test_network_failures_are_recorded_in_words_without_the_url(box, schedule, local_targets, receiver, caplog):
+    from tests.conftest import free_port
+
+    port = free_port()
+    down = Endpoint.objects.create(name="down", url=f"http://127.0.0.1:{port}/hook?key=s3cret", is_default=True)
+    [delivery] = plan(make_email(box))
+    send_due()
+    delivery.refresh_from_db()
+    assert delivery.last_error == f"127.0.0.1:{port} refused the connection: is the receiving application running?"
+    assert "Connection refused" in caplog.text and "s3cret" not in caplog.text + delivery.last_error
+    receiver.then(Reply(close=True))
+    Endpoint.objects.filter(pk=down.pk).update(url=receiver.url)
+    Delivery.objects.update(next_attempt_at=timezone.now())
+    send_due()
+    delivery.refresh_from_db()
+    where = receiver.url.removeprefix("http://").split("/")[0]
+    assert delivery.last_error == f"The connection to {where} failed or was cut before an answer came."
