@@ -6,6 +6,7 @@ import re
 import secrets
 import uuid
 import zoneinfo
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -105,10 +106,11 @@ class Endpoint(models.Model):
             raise ValidationError({"url": e.message}) from None
 
     @classmethod
-    def default_missing(cls) -> bool:
-        """True when endpoints are enabled but none of them is a default one."""
-        enabled = cls.objects.filter(enabled=True)
-        return enabled.exists() and not enabled.filter(is_default=True).exists()
+    def default_missing(cls, enabled: Sequence[Endpoint] | None = None) -> bool:
+        """True when endpoints are enabled but none of them is a default one (`enabled`: the
+        enabled endpoints, when the caller has them already)."""
+        endpoints = list(cls.objects.filter(enabled=True)) if enabled is None else enabled
+        return bool(endpoints) and not any(e.is_default for e in endpoints)
 
     def rotate_secret(self) -> str:
         self.secret = new_signing_secret()

@@ -323,7 +323,7 @@ class Poller:
                 self.idle(client)
             else:
                 self.sleep(self.mailbox.poll_interval_seconds)
-        if self._successor:
+        if self._handover_started and self._successor:
             self.lease.release()  # the successor is connected: it takes over before this one logs out
 
     def run_once(self) -> int:

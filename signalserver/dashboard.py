@@ -165,7 +165,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "links": StoredLink.objects.order_by("-created")[:10],
         "deployments": Deployment.objects.order_by("-created")[:5],
         "endpoints": endpoints,
-        "no_default_endpoint": endpoints and not any(e.is_default for e in endpoints),
+        "no_default_endpoint": Endpoint.default_missing(endpoints),
         "magic_form": MagicLinkForm(),
         "filters": request.GET.copy(),
     }

@@ -134,7 +134,7 @@ def test_the_poller_column_tells_failing_from_polling_and_a_fixed_error_is_histo
     row = page.locator("#mailboxes").get_by_role("row", name="orders")
     assert "polling" in row.get_by_role("cell").nth(1).inner_text()
     assert row.locator(".error-text").count() == 0
-    assert "Resolved since: The server refused the login" in row.inner_text()
+    assert "Resolved: The server refused the login" in row.inner_text()
 
 
 def test_check_now_shows_its_result_next_to_the_button(site, page, alice, mailbox, imap):
