@@ -29,9 +29,9 @@ from delivery_bench import ROOT, TMP, Receiver, reset, stop
 from django.core.management import call_command
 from django.db import connection
 from django_q.tasks import async_task
-from mail_bench import Account, fresh_mailbox, order_message, pct, start_server
+from mail_bench import Account, append_with_floor, fresh_mailbox, order_message, pct, start_server, wait_for_row
 
-from mail.models import Email, Mailbox
+from mail.models import Mailbox
 
 CLUSTER_LOG = Path(TMP) / "qcluster.log"
 
@@ -53,14 +53,6 @@ def start_cluster(session: int, renew: int) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-
-
-def wait_for_row(msgid: str, t0: float, timeout: float = 120) -> float:
-    while time.perf_counter() - t0 < timeout:
-        if Email.objects.filter(message_id=msgid).exists():
-            return time.perf_counter() - t0
-        time.sleep(0.002)
-    return float("inf")
 
 
 def distribution(name: str, values: list[float]) -> None:
@@ -103,13 +95,8 @@ def run(count: int, gap: float, session: int, renew: int) -> None:
         time.sleep(rng.uniform(0, gap))
         raw = order_message(n)
         msgid = raw.split(b"Message-ID: ", 1)[1].split(b"\n", 1)[0].strip().decode()
-        observer.idle()
-        t0 = time.perf_counter()
-        appender.append("INBOX", raw)
-        while not any(r[1:2] == (b"EXISTS",) for r in observer.idle_check(timeout=5)):
-            pass
-        floor.append(time.perf_counter() - t0)
-        observer.idle_done()
+        t0, seen = append_with_floor(observer, appender, raw)
+        floor.append(seen)
         ours.append(wait_for_row(msgid, t0))
     elapsed = time.perf_counter() - started
     stop(cluster)

@@ -83,7 +83,8 @@ def test_serve_runs_web_and_worker_and_stops_both_on_sigterm(stop_process):
     assert leftovers == []
 
 
-def test_serve_without_background_tasks_runs_only_the_web_server(stop_process):
+def serve_web_only(stop_process: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """`manage.py serve` in development mode without the job cluster, its output captured."""
     port = free_port()
     env = base_env(
         DEBUG="true",
@@ -98,6 +99,11 @@ def test_serve_without_background_tasks_runs_only_the_web_server(stop_process):
     )
     stop_process.append(proc)
     wait_for_http(f"http://127.0.0.1:{port}/health/live", proc=proc)
+    return proc
+
+
+def test_serve_without_background_tasks_runs_only_the_web_server(stop_process):
+    proc = serve_web_only(stop_process)
     time.sleep(3)
     assert not WorkerHeartbeat.objects.exists()
     proc.send_signal(signal.SIGTERM)
@@ -125,21 +131,8 @@ def test_serve_prints_a_createsuperuser_command_that_works_as_printed_until_a_us
 
     from signalserver.management.commands.serve import createsuperuser_hint
 
-    port = free_port()
     database = child_database_env()
-    env = base_env(
-        DEBUG="true",
-        PORT=str(port),
-        HOST="127.0.0.1",
-        GUNICORN_WORKERS="1",
-        ENABLE_BACKGROUND_TASKS="false",
-        **database,
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "serve"], env=env, cwd=ROOT, stdout=subprocess.PIPE, start_new_session=True
-    )
-    stop_process.append(proc)
-    wait_for_http(f"http://127.0.0.1:{port}/health/live", proc=proc)
+    proc = serve_web_only(stop_process)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=40)
     printed = proc.stdout.read().decode()  # type: ignore[union-attr]
