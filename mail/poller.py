@@ -375,6 +375,10 @@ class Poller:
     def _failed(self, message: str, detail: str, backoff: int) -> None:
         logger.warning("IMAP: %s on %s; reconnecting in %d s (%s)", detail, self.mailbox, backoff, message)
         self.mailbox.record_error(message)
+        wake, self._wake = self.lease.requests().wake_requested_at, None
+        if wake is not None:  # a "check now" gets this answer, rather than a reconnection at once
+            self.lease.wake_done(wake)
+            self.mailbox.record_check(f"Not checked: {message}")
         self.sleep(backoff)
 
 

@@ -130,6 +130,21 @@ def test_connection_errors_are_recorded_in_words_and_retried_with_backoff(mailbo
     assert "reconnecting in 1 s" in caplog.text
 
 
+def test_check_now_while_the_server_is_unreachable_gets_the_error_once(mailbox, caplog):
+    from mail.lease import request_wake
+
+    port = free_port()
+    Mailbox.objects.update(port=port)
+    with PollerThread(mailbox):
+        wait_until(lambda: Mailbox.objects.get().current_error, message="error recorded")
+        assert request_wake(mailbox.lease_name)
+        result = wait_until(lambda: Mailbox.objects.get().last_check_result, timeout=10, message="check answered")
+        caplog.clear()
+        time.sleep(2.5)
+    assert result.startswith(f"Not checked: 127.0.0.1:{port} refused the connection")
+    assert caplog.text.count("reconnecting in") <= 2  # the backoff goes on: no reconnection loop
+
+
 def test_a_wrong_password_is_explained_and_forgotten_once_a_good_cycle_follows(mailbox, caplog):
     Mailbox.objects.filter(pk=mailbox.pk).update(password="wrong")
     with PollerThread(mailbox):
