@@ -29,8 +29,10 @@ CLAIM = dt.timedelta(seconds=30)
 
 
 def next_due_at(now: dt.datetime) -> dt.datetime | None:
-    """When the next waiting delivery becomes due (None: none is waiting)."""
-    waiting = Delivery.objects.filter(status__in=("pending", "held"), next_attempt_at__gt=now)
+    """When the next waiting delivery is due (None: none is waiting). It may be due already:
+    one that became due while the sender finished its last batch is sent at once."""
+    unclaimed = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    waiting = Delivery.objects.filter(unclaimed, status__in=("pending", "held"))
     found: dt.datetime | None = waiting.aggregate(at=Min("next_attempt_at"))["at"]
     return found
 

@@ -419,9 +419,10 @@ def run_once(mailbox: Mailbox, stop: StopFlag, wait_for_lease: float = 0, ignore
 @contextlib.contextmanager
 def connected_ahead(mailbox: Mailbox, lease: Lease, ignore_schedule: bool) -> Iterator[IMAPClient | None]:
     """A connection opened before the lease is free, announced to its holder as ready to take
-    over; None when the mailbox is not active now or its server cannot be reached (the session
-    then connects once it holds the lease)."""
+    over; None when the mailbox is not active now (announced too: there is nothing to connect
+    to) or its server cannot be reached (the session then connects once it holds the lease)."""
     if not (ignore_schedule or mailbox.is_active(timezone.now())):
+        lease.announce_successor()
         yield None
         return
     try:

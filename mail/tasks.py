@@ -81,10 +81,10 @@ def check_now(mailbox_id: int) -> str:
             return _checked(mailbox, f"Not checked: {imap.explain(e, mailbox)}")
         if created is not None:
             return _checked(mailbox, f"{created} new email(s).")
+        # Noted before asking: the running poller may answer within the second.
+        mailbox.record_check("Asked the running poller to fetch now…", done=False)
         if lease.request_wake(mailbox.lease_name):
-            result = f"Asked the running poller ({lease.holder(mailbox.lease_name) or 'another process'}) to fetch now…"
-            mailbox.record_check(result, done=False)
-            return result
+            return f"Asked the running poller ({lease.holder(mailbox.lease_name) or 'another process'}) to fetch now."
         time.sleep(0.2)  # the lease changed hands between the two looks: try again
     return _checked(mailbox, "Not checked: the poller lease kept changing hands; try again.")
 

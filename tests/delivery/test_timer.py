@@ -89,3 +89,13 @@ def test_an_earlier_time_reaches_the_job_already_waiting(failing_once, box, endp
     waiting.join(timeout=30)
     assert not waiting.is_alive() and results == [1]
     assert delivered_after < dt.timedelta(seconds=2)
+
+
+def test_a_delivery_that_fell_due_while_the_sender_finished_is_sent_at_once(box, endpoint, schedule, sender_timer):
+    [delivery] = plan(make_email(box), kick=False)  # due now: as if it fell due after the sender's last claim
+    timer.arm(timer.next_due_at(timezone.now()))
+    assert sender_timer
+    started = time.monotonic()
+    assert wake_sender() == 1
+    assert time.monotonic() - started < 2
+    assert Delivery.objects.get(pk=delivery.pk).status == "delivered"

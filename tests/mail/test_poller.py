@@ -170,45 +170,74 @@ def test_the_admin_connection_test_reports_its_result(mailbox, admin_client):
     assert Mailbox.objects.get().last_test_result.startswith("OK: 0 message(s) in INBOX; IDLE supported")
 
 
-def test_the_scheduled_job_hands_over_to_a_successor_that_is_already_connected(mailbox, imap, settings, monkeypatch):
+class FakeCluster:
+    """Enqueued jobs are noted; the first successor session runs in a thread, as a worker would."""
+
+    def __init__(self, tasks: object) -> None:
+        self.tasks = tasks
+        self.enqueued: list[tuple[object, ...]] = []
+        self.successors: list[threading.Thread] = []
+        self.stop = threading.Event()
+
+    def async_task(self, func: str, *args: object, **kwargs: object) -> None:
+        self.enqueued.append((func, *args))
+        if args[-1] is True and not self.successors:
+            self.successors.append(threading.Thread(target=self._run, args=args))
+            self.successors[0].start()
+
+    def _run(self, *args: object) -> None:
+        try:
+            self.tasks.poll_mailbox(*args)  # type: ignore[attr-defined]
+        finally:
+            connections.close_all()
+
+    def stop_all(self) -> None:
+        self.stop.set()
+        for thread in self.successors:
+            thread.join(timeout=30)
+            assert not thread.is_alive()
+
+
+@pytest.fixture
+def cluster(settings, monkeypatch) -> Iterator[FakeCluster]:
     from delivery import tasks as delivery_tasks
     from mail import tasks
 
     settings.POLLER_SESSION_SECONDS = 2
-    cluster_stop = threading.Event()
-    monkeypatch.setattr(delivery_tasks, "_stop_event", cluster_stop)
-    enqueued: list[tuple[object, ...]] = []
-    successors: list[threading.Thread] = []
+    fake = FakeCluster(tasks)
+    monkeypatch.setattr(delivery_tasks, "_stop_event", fake.stop)
+    monkeypatch.setattr(tasks, "async_task", fake.async_task)
+    yield fake
+    fake.stop_all()
 
-    def run_successor(*args: object) -> None:
-        try:
-            tasks.poll_mailbox(*args)  # type: ignore[arg-type]
-        finally:
-            connections.close_all()
 
-    def fake_async_task(func: str, *args: object, **kwargs: object) -> None:
-        enqueued.append((func, *args))
-        if args[-1] is True and not successors:  # the cluster starts the first successor only
-            successors.append(threading.Thread(target=run_successor, args=args))
-            successors[0].start()
+def test_the_scheduled_job_hands_over_to_a_successor_that_is_already_connected(mailbox, imap, settings, cluster):
+    from mail import tasks
 
-    monkeypatch.setattr(tasks, "async_task", fake_async_task)
     imap.append(eml("desabo_urgent.eml"))
     assert tasks.poll_mailboxes() == 1
-    assert enqueued == [("mail.tasks.poll_mailbox", mailbox.pk, 0)]
+    assert cluster.enqueued == [("mail.tasks.poll_mailbox", mailbox.pk, 0)]
     started = time.monotonic()
     assert tasks.poll_mailbox(mailbox.pk) is True
     assert 2 <= time.monotonic() - started < 10  # it ended when the successor was ready, not after the grace
-    assert enqueued[-1] == ("mail.tasks.poll_mailbox", mailbox.pk, settings.POLLER_LEASE_SECONDS + 20, True)
+    assert cluster.enqueued[-1] == ("mail.tasks.poll_mailbox", mailbox.pk, settings.POLLER_LEASE_SECONDS + 20, True)
     before = Mailbox.objects.get().last_good_cycle
     assert before is not None
     successor_holds = wait_until(lambda: holder(mailbox.lease_name), timeout=5, message="successor holds the lease")
     wait_until(lambda: Mailbox.objects.get().last_good_cycle != before, timeout=5, message="the successor looked")
-    cluster_stop.set()
-    successors[0].join(timeout=30)
-    assert not successors[0].is_alive()
+    cluster.stop_all()
     assert f"pid={os.getpid()}" in successor_holds and Email.objects.count() == 1
     assert holder(mailbox.lease_name) == ""
+
+
+def test_outside_active_hours_the_hand_over_is_at_once_too(mailbox, cluster):
+    from mail import tasks
+
+    Mailbox.objects.update(active_days="0", active_start="09:00", active_end="09:00")  # never active
+    started = time.monotonic()
+    assert tasks.poll_mailbox(mailbox.pk) is True
+    assert time.monotonic() - started < 10  # the successor had nothing to connect to: no grace period
+    wait_until(lambda: holder(mailbox.lease_name), timeout=5, message="successor holds the lease")
 
 
 # Several processes
