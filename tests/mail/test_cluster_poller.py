@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -39,16 +40,15 @@ class Cluster:
 
     def __init__(self, log: Path, **env: str) -> None:
         self.log = log.open("w+")
-        environment = base_env(
-            DEBUG="true",
-            LOG_FORMAT="text",
-            WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
-            IMAP_TIMEOUT_SECONDS=str(RENEW_SECONDS),
-            POLLER_SESSION_SECONDS=str(SESSION_SECONDS),
-            POLLER_LEASE_SECONDS="6",
-            **child_database_env(),
-            **env,
-        )
+        settings = {
+            "DEBUG": "true",
+            "LOG_FORMAT": "text",
+            "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+            "IMAP_TIMEOUT_SECONDS": str(RENEW_SECONDS),
+            "POLLER_SESSION_SECONDS": str(SESSION_SECONDS),
+            "POLLER_LEASE_SECONDS": "6",
+        }
+        environment = base_env(**{**settings, **child_database_env(), **env})
         self.proc = subprocess.Popen(
             [sys.executable, "manage.py", "qcluster"],
             env=environment,
@@ -109,9 +109,12 @@ class Arrivals:
     def latencies(self, timeout: float) -> dict[str, float]:
         """Seconds from each APPEND to the moment the poller read the message (its row's
         received_at); a message missing here was not recorded within `timeout`."""
-        rows = Email.objects.filter(message_id__in=list(self.appended))
-        wait_until(lambda: rows.count() == len(self.appended), timeout=timeout, message="every message recorded")
-        seen = rows.values_list("message_id", "received_at")
+
+        def rows() -> Any:
+            return Email.objects.filter(message_id__in=list(self.appended))
+
+        wait_until(lambda: rows().count() == len(self.appended), timeout=timeout, message="every message recorded")
+        seen = rows().values_list("message_id", "received_at")
         return {msgid: at.timestamp() - self.appended[msgid] for msgid, at in seen}
 
 
@@ -122,14 +125,14 @@ def test_mail_at_an_idle_renewal_or_a_session_handover_is_recorded_at_once(mailb
     def at_the_edges(connection: int, line: bytes) -> None:
         command = line.split(b" ")[1] if b" " in line else line
         if connection == 0 and line == b"DONE" and counts["DONE"] < 2:
+            arrivals.append(f"renewal{counts['DONE'] + 1}")  # IDLE ends: the renewal instant
             counts["DONE"] += 1
-            arrivals.append(f"renewal{counts['DONE']}")  # IDLE ends: the renewal instant
         elif connection == 0 and command == b"LOGOUT" and not counts["LOGOUT"]:
-            counts["LOGOUT"] += 1
             arrivals.append("handover")  # the first session lets go
+            counts["LOGOUT"] += 1
         elif connection == 1 and b" SEARCH " in line and not counts["SEARCH"]:
-            counts["SEARCH"] += 1
             arrivals.append("successor")  # the next session is about to search for the first time
+            counts["SEARCH"] += 1
 
     with ImapProxy(imap.port) as proxy:
         Mailbox.objects.update(port=proxy.port)
@@ -150,7 +153,7 @@ def test_mail_at_an_idle_renewal_or_a_session_handover_is_recorded_at_once(mailb
 def test_check_now_while_a_session_runs_asks_it_and_leaves_the_workers_free(mailbox, imap, cluster, tmp_path):
     Mailbox.objects.update(mode="poll", poll_interval_seconds=600)  # the session sleeps: only a check finds mail
     endpoint = Endpoint.objects.get()
-    cluster.append(Cluster(tmp_path / "qcluster.log"))
+    cluster.append(Cluster(tmp_path / "qcluster.log", POLLER_SESSION_SECONDS="120"))  # no hand-over meanwhile
     start_session(mailbox)
     wait_until(lambda: Mailbox.objects.get().last_good_cycle, timeout=30, message="the session's first look")
     imap.append(message("Commande 7", "https://fromsmash.com/Order0007", msgid="<order7@check.test>"))
@@ -162,6 +165,7 @@ def test_check_now_while_a_session_runs_asks_it_and_leaves_the_workers_free(mail
     wait_until(lambda: Email.objects.exists(), timeout=10, message="the running session fetched the new mail")
     wait_until(lambda: Endpoint.objects.get().last_test_result.startswith("OK"), timeout=10, message="the test webhook")
     waited = time.monotonic() - clicked
+    wait_until(lambda: Mailbox.objects.get().check_requested_at is None, timeout=5, message="the check answered")
     box = Mailbox.objects.get()
     log = cluster[0].stop()
     assert "Check of orders queued" in answers[0].content.decode()
