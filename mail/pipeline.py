@@ -50,7 +50,7 @@ def _unparseable(mailbox: Mailbox, item: Fetched, uidvalidity: int | None, error
     )
 
 
-def email_from(mailbox: Mailbox, item: Fetched, uidvalidity: int | None, parsed: ParsedMessage) -> Email:
+def _email_from(mailbox: Mailbox, item: Fetched, uidvalidity: int | None, parsed: ParsedMessage) -> Email:
     return Email(
         mailbox=mailbox,
         identity=parsed.identity,
@@ -119,7 +119,7 @@ def parse_batch(mailbox: Mailbox, uidvalidity: int | None, items: Sequence[Fetch
             logger.warning("IGNORED: unparseable message uid=%s in %s: %s", item.uid, mailbox, e)
             emails.append((_unparseable(mailbox, item, uidvalidity, str(e)), item))
             continue
-        email = email_from(mailbox, item, uidvalidity, parsed)
+        email = _email_from(mailbox, item, uidvalidity, parsed)
         examine(email, mailbox, now)
         emails.append((email, item))
     return emails

@@ -20,7 +20,7 @@ from delivery.models import Delivery
 from delivery.sender import sync_emails
 from mail.models import Email, RawMessage
 from mail.parsing import UnparseableMessage, parse_message
-from mail.pipeline import GROUP_HANDLED, Fetched, email_from, examine, skip_handled_group
+from mail.pipeline import GROUP_HANDLED, Fetched, _email_from, examine, skip_handled_group
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def _parse_again(email: Email) -> bool:
         email.reason = f"Reprocessed: the message could not be parsed: {e}"
         email.save(update_fields=["reason"])
         return False
-    fresh = email_from(email.mailbox, Fetched(email.uid, raw), email.uidvalidity, parsed)
+    fresh = _email_from(email.mailbox, Fetched(email.uid, raw), email.uidvalidity, parsed)
     for field in PARSED_FIELDS:
         setattr(email, field, getattr(fresh, field))
     return True
