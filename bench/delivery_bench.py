@@ -53,7 +53,7 @@ from delivery.outbox import kick_sender, plan  # noqa: E402
 from mail.models import Email, Mailbox  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from mail_bench import Account, fresh_mailbox, order_message, pct, start_server  # noqa: E402
+from mail_bench import Account, append_with_floor, fresh_mailbox, order_message, pct, start_server  # noqa: E402
 
 
 class Receiver:
@@ -166,13 +166,8 @@ def latency(count: int) -> None:
     for n in range(count):
         raw = order_message(n)
         marker = f'Lot {n}"'
-        observer.idle()
-        t0 = time.perf_counter()
-        appender.append("INBOX", raw)
-        while not any(r[1:2] == (b"EXISTS",) for r in observer.idle_check(timeout=5)):
-            pass
-        floor.append(time.perf_counter() - t0)
-        observer.idle_done()
+        t0, seen = append_with_floor(observer, appender, raw)
+        floor.append(seen)
         deadline = time.perf_counter() + 30
         while time.perf_counter() < deadline:
             hit = next((t for body, t in list(receiver.subjects.items()) if marker in body), None)

@@ -132,6 +132,27 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def append_with_floor(observer: IMAPClient, appender: IMAPClient, raw: bytes) -> tuple[float, float]:
+    """APPEND `raw`: when it started, and how long the server took to tell `observer` (in IDLE)."""
+    observer.idle()
+    t0 = time.perf_counter()
+    appender.append("INBOX", raw)
+    while not any(r[1:2] == (b"EXISTS",) for r in observer.idle_check(timeout=5)):
+        pass
+    floor = time.perf_counter() - t0
+    observer.idle_done()
+    return t0, floor
+
+
+def wait_for_row(msgid: str, t0: float, timeout: float = 120) -> float:
+    """Seconds from `t0` until the message's Email row exists (inf: not within `timeout`)."""
+    while time.perf_counter() - t0 < timeout:
+        if Email.objects.filter(message_id=msgid).exists():
+            return time.perf_counter() - t0
+        time.sleep(0.002)
+    return float("inf")
+
+
 def latency(account: Account, count: int) -> None:
     account.empty()
     box = fresh_mailbox(account)
@@ -146,17 +167,9 @@ def latency(account: Account, count: int) -> None:
     floor, ours = [], []
     for n in range(count):
         raw = order_message(n)
-        msgid = email.message_from_bytes(raw)["Message-ID"]
-        observer.idle()
-        t0 = time.perf_counter()
-        appender.append("INBOX", raw)
-        while not any(r[1:2] == (b"EXISTS",) for r in observer.idle_check(timeout=5)):
-            pass
-        floor.append(time.perf_counter() - t0)
-        observer.idle_done()
-        while not Email.objects.filter(message_id=msgid).exists():
-            time.sleep(0.002)
-        ours.append(time.perf_counter() - t0)
+        t0, seen = append_with_floor(observer, appender, raw)
+        floor.append(seen)
+        ours.append(wait_for_row(email.message_from_bytes(raw)["Message-ID"], t0))
         time.sleep(0.2)
     stop.set()
     poller.join()

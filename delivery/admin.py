@@ -2,14 +2,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from delivery import sender
+from delivery.forms import WeekdaysField
 from delivery.models import (
+    WEEKDAY_NAMES,
     Attempt,
     Delivery,
     Endpoint,
@@ -34,6 +38,7 @@ class EndpointAdmin(admin.ModelAdmin[Endpoint]):
     list_display = ("name", "url", "enabled", "is_default", "success_rule", "rate_limit_per_hour")
     list_filter = ("enabled", "is_default")
     actions = [rotate_secret]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fields = (
         "name",
         "url",
@@ -52,9 +57,29 @@ class EndpointAdmin(admin.ModelAdmin[Endpoint]):
                 request, f"Signing secret of {obj}: {obj.secret} — copy it to the receiver now, it is not shown again."
             )
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if request.method == "GET" and Endpoint.default_missing():
+            messages.warning(request, NO_DEFAULT_WARNING)
+        return super().changelist_view(request, extra_context)
+
+
+NO_DEFAULT_WARNING = (
+    "No endpoint is a default one: accepted emails that match no routing rule are skipped. Tick “Is default” "
+    "on the endpoint that should receive them, then reprocess the skipped emails."
+)
+
+
+class SendingScheduleForm(forms.ModelForm):  # type: ignore[type-arg]
+    absence_days = WeekdaysField(WEEKDAY_NAMES, required=False, help_text=SendingSchedule.ABSENCE_HELP)
+
+    class Meta:
+        model = SendingSchedule
+        fields = ("sending_enabled", "window_start", "window_end", "absence_days", "timezone")
+
 
 @admin.register(SendingSchedule)
 class SendingScheduleAdmin(admin.ModelAdmin[SendingSchedule]):
+    form = SendingScheduleForm
     list_display = ("__str__", "sending_enabled", "window_start", "window_end", "absence_days", "timezone")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -110,13 +135,20 @@ def resend_failed_for_endpoint(modeladmin: Any, request: HttpRequest, queryset: 
     messages.info(request, f"{count} failed delivery(ies) queued again.")
 
 
+@admin.action(description="Send now (retrying or held deliveries; the attempt count is kept)")
+def send_now(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+    count = sender.send_now(list(queryset))
+    kick_sender()
+    messages.info(request, f"{count} delivery(ies) queued to be sent now.")
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin[Delivery]):
     list_display = ("created", "webhook_id", "email_link", "endpoint", "status", "attempt_count", "next_attempt_at")
     list_filter = ("status", "endpoint")
     search_fields = ("webhook_id", "email__subject", "email__sender")
     list_select_related = ("endpoint", "email")
-    actions = [resend, resend_failed_for_endpoint]
+    actions = [send_now, resend, resend_failed_for_endpoint]
     inlines = [AttemptInline]
     readonly_fields = [f.name for f in Delivery._meta.fields]
 

@@ -8,6 +8,7 @@ type carrying a human message.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import time
 import urllib.parse
@@ -16,6 +17,8 @@ from typing import Any
 
 import requests
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 USER_AGENT = "signalserver/1.0 (+webhooks)"
 _session = requests.Session()
@@ -52,12 +55,21 @@ def _allowed_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+def _refused(message: str) -> HttpError:
+    if settings.DEBUG:
+        message += (
+            ". For local development (a receiver on this machine, plain http), set "
+            "WEBHOOK_ALLOW_PRIVATE_TARGETS=true in the environment"
+        )
+    return HttpError(message + ".", permanent=True)
+
+
 def check_target(url: str) -> None:
     """Refuse URLs that are not https, or that resolve to private/loopback/link-local addresses."""
     parts = urllib.parse.urlsplit(url)
     allow_private = settings.WEBHOOK_ALLOW_PRIVATE_TARGETS
     if parts.scheme != "https" and not (allow_private and parts.scheme == "http"):
-        raise HttpError(f"Only https URLs are allowed ({parts.scheme or 'no scheme'} given)", permanent=True)
+        raise _refused(f"Only https URLs are allowed ({parts.scheme or 'no scheme'} given)")
     if not parts.hostname:
         raise HttpError("The URL has no host", permanent=True)
     if allow_private:
@@ -69,7 +81,32 @@ def check_target(url: str) -> None:
     for info in infos:
         address = str(info[4][0])
         if not _allowed_address(address):
-            raise HttpError(f"{parts.hostname} resolves to {address}, a private or reserved address", permanent=True)
+            raise _refused(f"{parts.hostname} resolves to {address}, a private or reserved address")
+
+
+def _where(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+
+def _cause(error: requests.RequestException) -> BaseException:
+    """The underlying failure (its text names the host, not the URL's path and query)."""
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return reason if isinstance(reason, BaseException) else error
+
+
+def explain(error: requests.RequestException, url: str) -> str:
+    """What went wrong, in a sentence, without the URL's path or query (which may hold a key)."""
+    host, where, text = urllib.parse.urlsplit(url).hostname, _where(url), str(error)
+    if isinstance(error, requests.exceptions.SSLError):
+        return f"The TLS certificate of {host} was not accepted: the receiver needs a valid certificate for it."
+    if "NameResolutionError" in text or "Name or service not known" in text:
+        return f"The host name {host} could not be found: check the endpoint's URL."
+    if "Connection refused" in text:
+        return f"{where} refused the connection: is the receiving application running?"
+    if isinstance(error, requests.ConnectionError):
+        return f"The connection to {where} failed or was cut before an answer came."
+    return f"The request to {where} failed ({type(error).__name__})."
 
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:
@@ -96,7 +133,9 @@ def request(method: str, url: str, headers: dict[str, str], timeout: float, body
     except requests.Timeout:
         raise HttpError(f"Timed out after {timeout:g} s") from None
     except requests.RequestException as e:
-        raise HttpError(f"{type(e).__name__}: {e}") from None
+        cause = _cause(e)
+        logger.warning("HTTP: POST to %s failed: %s: %s", _where(url), type(cause).__name__, cause)
+        raise HttpError(explain(e, url)) from None
     return Response(
         status_code=response.status_code,
         body=response.content[:65536],

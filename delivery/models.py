@@ -6,6 +6,8 @@ import re
 import secrets
 import uuid
 import zoneinfo
+from collections.abc import Sequence
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -88,6 +90,13 @@ class Endpoint(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The first endpoint receives every accepted email: without a default, mail that
+        # matches no routing rule would have nowhere to go.
+        if self._state.adding and not Endpoint.objects.exists():
+            self.is_default = True
+        super().save(*args, **kwargs)
+
     def clean(self) -> None:
         from delivery import http
 
@@ -95,6 +104,13 @@ class Endpoint(models.Model):
             http.check_target(self.url)
         except http.HttpError as e:
             raise ValidationError({"url": e.message}) from None
+
+    @classmethod
+    def default_missing(cls, enabled: Sequence[Endpoint] | None = None) -> bool:
+        """True when endpoints are enabled but none of them is a default one (`enabled`: the
+        enabled endpoints, when the caller has them already)."""
+        endpoints = list(cls.objects.filter(enabled=True)) if enabled is None else enabled
+        return bool(endpoints) and not any(e.is_default for e in endpoints)
 
     def rotate_secret(self) -> str:
         self.secret = new_signing_secret()
@@ -105,14 +121,13 @@ class Endpoint(models.Model):
 class SendingSchedule(models.Model):
     """When webhooks may go (one row): a global switch, a daily window and absence days."""
 
+    ABSENCE_HELP = "Absence Globale: nothing is sent on these days."
     sending_enabled = models.BooleanField(default=True, help_text="Off: every delivery waits until switched on.")
     window_start = models.CharField(max_length=5, blank=True, validators=[validate_window_time], help_text="e.g. 09h00")
     window_end = models.CharField(
         max_length=5, blank=True, validators=[validate_window_time], help_text="e.g. 19h00; before the start wraps."
     )
-    absence_days = models.CharField(
-        max_length=100, blank=True, help_text="Absence Globale: weekday names (monday … sunday), comma-separated."
-    )
+    absence_days = models.CharField(max_length=100, blank=True, help_text=ABSENCE_HELP)
     timezone = models.CharField(max_length=64, default="Europe/Paris")
 
     class Meta:
@@ -196,7 +211,8 @@ class Delivery(models.Model):
     """One email to one endpoint: the outbox row. Its webhook_id is stable across retries."""
 
     webhook_id = models.CharField(max_length=64, unique=True, editable=False, default=new_webhook_id)
-    email = models.ForeignKey("mail.Email", on_delete=models.CASCADE, related_name="deliveries")
+    # Indexed by the unique (email, endpoint) constraint, which starts with it.
+    email = models.ForeignKey("mail.Email", on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     # Indexed by delivery_endpoint_sent (endpoint, status, delivered_at).
     endpoint = models.ForeignKey(Endpoint, on_delete=models.PROTECT, related_name="deliveries", db_index=False)
     routing_rule = models.JSONField(null=True, blank=True)
@@ -218,6 +234,8 @@ class Delivery(models.Model):
     class Meta:
         ordering = ["-created", "-id"]
         verbose_name_plural = "deliveries"
+        # One delivery per email and endpoint: reprocessing an email never sends it twice.
+        constraints = [models.UniqueConstraint(fields=["email", "endpoint"], name="delivery_one_per_endpoint")]
         indexes = [
             # The sender's work queue: what is due, oldest first.
             models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
@@ -237,6 +255,25 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.webhook_id} → {self.endpoint_id} ({self.status})"
+
+    @property
+    def retrying(self) -> bool:
+        return self.status in ("pending", "sending") and self.attempt_count > 0
+
+
+class SenderWake(models.Model):
+    """When the sender must next run, and the one job waiting for that moment (one row).
+
+    A retry due in 5 s, or a window opening at 09:00, is sent at its time rather than at the
+    next once-a-minute run (see delivery/timer.py).
+    """
+
+    wake_at = models.DateTimeField(null=True, blank=True)
+    waiter = models.CharField(max_length=64, blank=True)
+    waiter_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Sender wake-up at {self.wake_at or '—'}"
 
 
 class Attempt(models.Model):

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from delivery import routing
-from delivery.models import Delivery, SendingSchedule
+from delivery.models import Delivery, Endpoint, SendingSchedule
 from delivery.schedule import outcome
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class Planner:
             return []
         endpoints, rule = routing.targets(email, self.rules, self.defaults)
         if not endpoints:
-            _set(email, "skipped_no_endpoint", "No enabled endpoint receives this email.")
+            _set(email, "skipped_no_endpoint", self._no_endpoint_reason())
             return []
         rule_info = {"id": rule.pk, "name": rule.name, "priority": rule.priority} if rule else None
         held = result.action == "hold"
@@ -65,6 +65,15 @@ class Planner:
             )
             for endpoint in endpoints
         ]
+
+    def _no_endpoint_reason(self) -> str:
+        fix = "then reprocess this email (Mail › Emails, or the dashboard)."  # noqa: RUF001
+        if not Endpoint.objects.filter(enabled=True).exists():
+            return f"No enabled webhook endpoint exists: add one under Delivery › Endpoints, {fix}"  # noqa: RUF001
+        return (
+            "No default endpoint, and no routing rule matched this email: tick “Is default” on the endpoint "
+            f"that should receive such mail (Delivery › Endpoints) or add a rule, {fix}"  # noqa: RUF001
+        )
 
 
 def plan(email: Any, kick: bool = True) -> list[Delivery]:

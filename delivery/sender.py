@@ -390,6 +390,8 @@ def _sync_email(delivery: Delivery, statuses: set[str]) -> None:
     elif "held" in statuses:
         email.decision, email.held_until = "held", delivery.next_attempt_at
         email.reason = delivery.reason
+    elif delivery.retrying:
+        email.decision, email.reason = "retrying", f"To {delivery.endpoint}: {delivery.reason}"
     else:
         return
     email.save(update_fields=["decision", "reason", "held_until"])
@@ -401,6 +403,13 @@ def resend(deliveries: list[Delivery]) -> int:
     return Delivery.objects.filter(pk__in=pks).update(
         status="pending", next_attempt_at=timezone.now(), attempt_count=0, claimed_until=None
     )
+
+
+def send_now(deliveries: list[Delivery]) -> int:
+    """Make retrying or held deliveries due at once, keeping their attempt count (dashboard "send now")."""
+    pks = [d.pk for d in deliveries]
+    waiting = Delivery.objects.filter(pk__in=pks, status__in=("pending", "held"))
+    return waiting.update(next_attempt_at=timezone.now(), claimed_until=None)
 
 
 def test_request(endpoint: Endpoint) -> tuple[bytes, dict[str, str]]:

@@ -11,21 +11,34 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django_q.tasks import async_task
 
+from delivery.forms import WeekdaysField
 from mail import lease
-from mail.models import Email, GmailIngress, Mailbox, RawMessage
+from mail.models import WORKING_DAYS, Email, GmailIngress, Mailbox, RawMessage
 
 
 class MailboxForm(forms.ModelForm):  # type: ignore[type-arg]
+    # The password typed in this very form comes back when another field has an error, so it
+    # need not be typed again; the stored one is never put in the page.
     password = forms.CharField(
-        widget=forms.PasswordInput(render_value=False),
+        widget=forms.PasswordInput(render_value=True),
         required=False,
         help_text="Stored encrypted and never shown. Leave empty to keep the current password.",
+    )
+    active_days = WeekdaysField(
+        [str(day) for day in range(7)],
+        initial=WORKING_DAYS,
+        help_text="Days the mailbox is watched.",
+        error_messages={"required": "Choose at least one day."},
     )
 
     class Meta:
         model = Mailbox
-        # The admin builds the form from MailboxAdmin.fieldsets; this only names the field set here.
-        fields = ("password",)
+        # The admin builds the form from MailboxAdmin.fieldsets; this only names the fields set here.
+        fields = ("password", "active_days")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial["password"] = ""
 
     def clean_password(self) -> str:
         password: str = self.cleaned_data["password"]
@@ -47,7 +60,7 @@ def test_connection(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Ma
 @admin.register(Mailbox)
 class MailboxAdmin(admin.ModelAdmin[Mailbox]):
     form = MailboxForm
-    list_display = ("name", "username", "host", "enabled", "mode", "poller", "last_good_cycle", "last_error_short")
+    list_display = ("name", "username", "host", "enabled", "mode", "poller", "last_good_cycle", "error_now")
     list_filter = ("enabled", "mode")
     actions = [test_connection]
     readonly_fields = (
@@ -59,6 +72,8 @@ class MailboxAdmin(admin.ModelAdmin[Mailbox]):
         "last_error_at",
         "last_test_result",
         "last_test_at",
+        "last_check_result",
+        "last_check_at",
     )
     fieldsets = (
         (None, {"fields": ("name", "enabled", "host", "port", "use_ssl", "username", "password", "folder")}),
@@ -79,7 +94,7 @@ class MailboxAdmin(admin.ModelAdmin[Mailbox]):
                 )
             },
         ),
-        ("After recording", {"fields": ("mark_seen", "flag_keyword")}),
+        ("After recording", {"fields": ("seen_policy", "flag_keyword")}),
         ("State", {"fields": readonly_fields}),
     )
 
@@ -87,15 +102,23 @@ class MailboxAdmin(admin.ModelAdmin[Mailbox]):
     def poller(self, obj: Mailbox) -> str:
         return lease.holder(obj.lease_name) or "—"
 
-    @admin.display(description="Last error")
-    def last_error_short(self, obj: Mailbox) -> str:
-        return obj.last_error[:80]
+    @admin.display(description="Error now")
+    def error_now(self, obj: Mailbox) -> str:
+        return obj.current_error[:120] or "—"
+
+
+@admin.action(description="Reprocess: decide again (no second delivery to an endpoint that has one)")
+def reprocess(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Email]) -> None:
+    ids = list(queryset.values_list("pk", flat=True))
+    async_task("mail.tasks.reprocess_emails", ids, task_name=f"reprocess {len(ids)} email(s)")
+    messages.info(request, f"Reprocessing of {len(ids)} email(s) queued; refresh to see their new decision.")
 
 
 @admin.register(Email)
 class EmailAdmin(admin.ModelAdmin[Email]):
     list_display = ("received_at", "mailbox", "source", "sender", "subject", "detector", "decision", "link_count")
     list_filter = ("decision", "detector", "mailbox", "source")
+    actions = [reprocess]
     search_fields = ("subject", "sender")
     list_select_related = ("mailbox",)
     date_hierarchy = "received_at"

@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import socket
+from dataclasses import dataclass
 
 import redis
 from django.conf import settings
@@ -94,6 +95,8 @@ class Lease:
         PollerLease.objects.filter(name=self.name, holder=self.token).update(holder="", expires_at=timezone.now())
 
     def acquire(self) -> bool:
+        if not self.held and not self._may_be_free():
+            return False
         in_redis = self._redis_take()
         if in_redis is False:
             return False
@@ -104,8 +107,32 @@ class Lease:
         if not self.held:
             where = "Redis" if in_redis else "database"
             logger.info("BG_POLLER: Singleton lock acquired (%s) pid=%d mailbox=%s", where, os.getpid(), self.name)
+            PollerLease.objects.filter(name=self.name, successor=self.token).update(successor="")
         self.held = True
         return True
+
+    def _may_be_free(self) -> bool:
+        """A read before the claim, so a contender polling for the lease does not write each time."""
+        row = PollerLease.objects.filter(name=self.name).values_list("holder", "expires_at").first()
+        return row is None or row[0] in ("", self.token) or row[1] < timezone.now()
+
+    # What others ask of the holder (read by the running session about once a second).
+    def requests(self) -> LeaseRequests:
+        row = PollerLease.objects.filter(name=self.name).values_list("wake_requested_at", "successor").first()
+        if row is None:
+            return LeaseRequests(None, "")
+        return LeaseRequests(row[0], row[1] if row[1] != self.token else "")
+
+    def wake_done(self, requested_at: dt.datetime) -> None:
+        """Forget a wake-up request once served (a newer one stays for the next look)."""
+        PollerLease.objects.filter(name=self.name, wake_requested_at=requested_at).update(wake_requested_at=None)
+
+    def announce_successor(self) -> None:
+        """Tell the holder that this contender is connected and ready to take over."""
+        PollerLease.objects.filter(name=self.name).exclude(holder=self.token).update(successor=self.token)
+
+    def forget_successor(self) -> None:
+        PollerLease.objects.filter(name=self.name, holder=self.token).update(successor="")
 
     def renew(self) -> bool:
         """Extend the lease; False means it was lost and the holder must stop at once."""
@@ -128,6 +155,19 @@ class Lease:
     def close(self) -> None:
         if self._redis is not None:
             self._redis.close()
+
+
+@dataclass(frozen=True)
+class LeaseRequests:
+    wake_requested_at: dt.datetime | None
+    successor: str
+
+
+def request_wake(name: str) -> bool:
+    """Ask the session holding the lease to fetch now; False when nobody holds it."""
+    now = timezone.now()
+    live = PollerLease.objects.filter(name=name, expires_at__gte=now).exclude(holder="")
+    return live.update(wake_requested_at=now) == 1
 
 
 def holder(name: str) -> str:

@@ -15,21 +15,43 @@ from delivery.fields import EncryptedTextField
 
 MODES = (("idle", "IMAP IDLE (push, when the server supports it)"), ("poll", "Poll at an interval"))
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+WORKING_DAYS = "0,1,2,3,4"
 
 DECISIONS = (
     ("accepted", "Accepted: handed to delivery"),
     ("delivered", "Delivered"),
     ("held", "Held until the sending window opens"),
+    ("retrying", "Delivery retrying after a failed attempt"),
     ("failed", "Delivery failed"),
     ("skipped_reply", "Skipped: reply or forward"),
     ("skipped_sender", "Skipped: sender not allowed"),
     ("skipped_duplicate_group", "Skipped: subject group already handled"),
     ("skipped_outside_window", "Skipped: outside the sending window"),
     ("skipped_no_links", "Skipped: no delivery links"),
-    ("skipped_no_endpoint", "Skipped: no enabled webhook endpoint"),
+    ("skipped_no_endpoint", "Skipped: no endpoint receives it"),
     ("unparseable", "Unparseable"),
 )
 SOURCES = (("imap", "IMAP mailbox"), ("gmail_push", "Gmail push (Apps Script)"))
+# Decisions of mail recognised as an order (handed to delivery, or kept from it by a rule);
+# the rest (replies, mail without links, unparseable) is not an order.
+ORDER_DECISIONS = (
+    "accepted",
+    "delivered",
+    "held",
+    "retrying",
+    "failed",
+    "skipped_duplicate_group",
+    "skipped_outside_window",
+    "skipped_no_endpoint",
+)
+# Decisions after which the message may be flagged on the server; mail from senders outside
+# the allow-list and unparseable mail are always left as they are.
+FLAGGABLE_DECISIONS = (*ORDER_DECISIONS, "skipped_reply", "skipped_no_links")
+SEEN_POLICIES = (
+    ("orders", "Orders only: replies and other mail stay unread for people"),
+    ("all", "Every recorded email (except senders outside the allow-list)"),
+    ("none", "Never"),
+)
 DETECTORS = (("recadrage", "Recadrage"), ("desabonnement_journee_tarifs", "Désabonnement / journée / tarifs"))
 
 
@@ -46,7 +68,7 @@ def validate_weekdays(value: str) -> None:
     except ValueError:
         days = []
     if not days:
-        raise ValidationError("Give weekdays as numbers 0 (Monday) to 6 (Sunday), separated by commas")
+        raise ValidationError("Choose at least one day (0 = Monday … 6 = Sunday)")
 
 
 def parse_weekdays(value: str) -> list[int]:
@@ -101,7 +123,7 @@ class Mailbox(MailRules, models.Model):
     )
     enabled = models.BooleanField(default=True)
     active_days = models.CharField(
-        max_length=20, default="0,1,2,3,4", validators=[validate_weekdays], help_text="0 = Monday … 6 = Sunday"
+        max_length=20, default=WORKING_DAYS, validators=[validate_weekdays], help_text="Days the mailbox is watched."
     )
     active_start = models.TimeField(default=dt.time(9, 0))
     active_end = models.TimeField(default=dt.time(23, 0), help_text="Exclusive; before the start wraps midnight.")
@@ -111,12 +133,21 @@ class Mailbox(MailRules, models.Model):
     mode = models.CharField(max_length=10, choices=MODES, default="idle")
     poll_interval_seconds = models.PositiveIntegerField(default=30, validators=[MinValueValidator(1)])
     inactive_interval_seconds = models.PositiveIntegerField(default=600, validators=[MinValueValidator(1)])
-    mark_seen = models.BooleanField(default=True, help_text="Add \\Seen once an email is recorded.")
-    flag_keyword = models.CharField(
-        max_length=64, blank=True, help_text="Optional IMAP keyword added to recorded emails, e.g. signalserver"
+    seen_policy = models.CharField(
+        "mark as read (\\Seen)",
+        max_length=10,
+        choices=SEEN_POLICIES,
+        default="orders",
+        help_text="Which recorded emails get \\Seen on the server, once their row is saved.",
     )
+    flag_keyword = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Optional IMAP keyword added to every recorded email (whatever is marked read), e.g. signalserver",
+    )
+    # Django's admin shows help texts as HTML: no angle brackets here.
     subject_group_dedup = models.BooleanField(
-        default=True, help_text="Handle each “Lot <n>” subject group once; later emails of the group are skipped."
+        default=True, help_text="Handle each “Lot 12”-style subject group once; later emails of the group are skipped."
     )
     subject_group_monthly = models.BooleanField(default=False, help_text="Groups are per calendar month.")
 
@@ -131,6 +162,10 @@ class Mailbox(MailRules, models.Model):
     )
     last_test_result = models.TextField(blank=True, editable=False)
     last_test_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # "Check now": at most one pending per mailbox, and its result.
+    check_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_check_result = models.TextField(blank=True, editable=False)
+    last_check_at = models.DateTimeField(null=True, blank=True, editable=False)
     created = models.DateTimeField(default=now, editable=False)
 
     class Meta:
@@ -182,6 +217,38 @@ class Mailbox(MailRules, models.Model):
         Mailbox.objects.filter(pk=self.pk).update(
             last_error=self.last_error, last_error_at=self.last_error_at, reconnects=F("reconnects") + 1
         )
+
+    @property
+    def current_error(self) -> str:
+        """The last error, unless a good cycle came after it (then it is history, not the state)."""
+        if not self.last_error or self.last_error_at is None:
+            return ""
+        if self.last_good_cycle is not None and self.last_good_cycle >= self.last_error_at:
+            return ""
+        return self.last_error
+
+    def claim_check(self, stale_after: dt.timedelta) -> bool:
+        """Mark a "check now" pending; False when one already is (younger than `stale_after`)."""
+        moment = now()
+        pending = Q(check_requested_at__isnull=True) | Q(check_requested_at__lt=moment - stale_after)
+        claimed = Mailbox.objects.filter(pending, pk=self.pk).update(
+            check_requested_at=moment, last_check_result="Queued…", last_check_at=moment
+        )
+        return claimed == 1
+
+    def record_check(self, result: str, done: bool = True) -> None:
+        """The result of a "check now"; `done=False` leaves it pending (a running poller will finish it)."""
+        fields: dict[str, object] = {"last_check_result": result[:2000], "last_check_at": now()}
+        if done:
+            fields["check_requested_at"] = None
+        Mailbox.objects.filter(pk=self.pk).update(**fields)
+
+    def flags_for(self, decision: str) -> list[bytes]:
+        """The IMAP flags to add to a recorded message with this decision."""
+        if decision not in FLAGGABLE_DECISIONS:
+            return []
+        seen = self.seen_policy == "all" or (self.seen_policy == "orders" and decision in ORDER_DECISIONS)
+        return ([b"\\Seen"] if seen else []) + ([self.flag_keyword.encode()] if self.flag_keyword else [])
 
     def save_position(self, uidvalidity: int, last_uid: int) -> None:
         self.uidvalidity, self.last_uid = uidvalidity, last_uid
@@ -286,11 +353,18 @@ class RawMessage(models.Model):
 
 
 class PollerLease(models.Model):
-    """The database lease that keeps one poller per mailbox across every process and container."""
+    """The database lease that keeps one poller per mailbox across every process and container.
+
+    Its holder reads the row about once a second, so it is also how others reach the running
+    session: a "check now" asks it to fetch at once, and a successor session says it is
+    connected and ready to take over.
+    """
 
     name = models.CharField(max_length=200, unique=True)
     holder = models.CharField(max_length=255, blank=True)
     expires_at = models.DateTimeField(default=now)
+    wake_requested_at = models.DateTimeField(null=True, blank=True)
+    successor = models.CharField(max_length=255, blank=True)
 
     def __str__(self) -> str:
         return f"{self.name}: {self.holder or 'free'}"

@@ -27,19 +27,7 @@ from mail.parsing import ParsedMessage, UnparseableMessage, parse_message
 logger = logging.getLogger(__name__)
 
 # Decisions after which a "Lot <n>" group counts as handled.
-GROUP_HANDLED = ("accepted", "delivered", "held", "failed")
-# Decisions whose message is flagged \Seen on the server; the rest stay unread for people.
-FLAG_SEEN = (
-    "accepted",
-    "delivered",
-    "held",
-    "failed",
-    "skipped_reply",
-    "skipped_duplicate_group",
-    "skipped_outside_window",
-    "skipped_no_links",
-    "skipped_no_endpoint",
-)
+GROUP_HANDLED = ("accepted", "delivered", "held", "retrying", "failed")
 
 
 @dataclass

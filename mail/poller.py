@@ -2,18 +2,28 @@
 
 One session holds a mailbox's lease until its deadline or a stop request: it connects,
 records every message above the last seen UID, then waits with IMAP IDLE (or sleeps its
-poll interval) and repeats. Connection errors are recorded on the mailbox and retried with
-backoff (1, 2, 4 … 60 s). The same code serves the scheduled django-q2 job and
+poll interval) and repeats. Connection errors are recorded on the mailbox, in words, and
+retried with backoff (1, 2, 4 … 60 s). The same code serves the scheduled django-q2 job and
 `manage.py poll`.
+
+No blind spot: after every wait (an IDLE renewal included) the session asks the server for
+news (NOOP) before it searches, and searches again whenever the server announced mail while
+it was busy. A scheduled session hands over without a gap: at its end it starts its
+successor and keeps serving until the successor is connected and waiting; only then does it
+let go of the lease, which the successor takes at once.
+
+Others reach a running session through its lease row, which it reads about once a second:
+"check now" asks it to fetch at once, and a successor says it is ready.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -26,7 +36,7 @@ from imapclient import IMAPClient
 from mail import imap
 from mail.lease import Lease, redis_key
 from mail.models import Email, Mailbox
-from mail.pipeline import FLAG_SEEN, Fetched, parse_batch, record_parsed
+from mail.pipeline import Fetched, parse_batch, record_parsed
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +45,10 @@ BATCH_MESSAGES = 200
 CHUNK_BYTES = 2 * 1024 * 1024
 CONNECTION_FIELDS = ("host", "port", "use_ssl", "username", "password", "folder", "mode")
 SEEN = b"\\Seen"
+# A session past its end serves this much longer at most while its successor connects.
+HANDOVER_GRACE_SECONDS = 20
+# How often a successor, connected and waiting, looks whether the lease is free.
+TAKE_OVER_POLL_SECONDS = 0.05
 
 
 def fetch_in_chunks(client: IMAPClient, uid: int, size: int) -> bytearray:
@@ -96,12 +110,21 @@ def mailbox_lease(mailbox: Mailbox) -> Lease:
     return Lease(mailbox.lease_name, redis_key(mailbox.name, first=mailbox.pk == first_id))
 
 
+def announces_mail(responses: Sequence[Any]) -> bool:
+    return any(isinstance(r, tuple) and len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
+
+
 class Poller:
     def __init__(self, mailbox: Mailbox, lease: Lease, stop: StopFlag, ignore_schedule: bool = False) -> None:
         self.mailbox = mailbox
         self.lease = lease
         self.stop = stop
         self.ignore_schedule = ignore_schedule
+        self.until = math.inf
+        self.on_handover: Callable[[], object] | None = None
+        self._handover_started = False
+        self._successor = ""
+        self._wake: dt.datetime | None = None
         self._next_renew = time.monotonic() + lease.seconds / 3
         self._sizes: dict[int, int] = {}
         self._highest = 0  # the highest UID this sync has seen
@@ -116,12 +139,38 @@ class Poller:
                 raise LeaseLost(self.mailbox.name)
             self._next_renew = time.monotonic() + self.lease.seconds / 3
 
-    def sleep(self, seconds: float, until: float) -> None:
-        """Wait up to `seconds` (not past `until`), renewing the lease, waking on stop."""
-        end = min(time.monotonic() + seconds, until)
-        while not self.stop.is_set() and time.monotonic() < end:
+    def watch(self) -> None:
+        """About once a second while waiting: renew the lease when due, read what others ask."""
+        self.renew_if_due()
+        requests = self.lease.requests()
+        self._wake, self._successor = requests.wake_requested_at, requests.successor
+
+    def over(self) -> bool:
+        """True once the session must end: stopped, or past its end (when it hands over: and
+        its successor is ready, or the grace period is spent)."""
+        if self.stop.is_set():
+            return True
+        now = time.monotonic()
+        if now < self.until:
+            return False
+        if self.on_handover is None:
+            return True
+        if not self._handover_started:
+            self._handover_started, self._successor = True, ""
+            self.lease.forget_successor()
+            self.on_handover()
+        return bool(self._successor) or now >= self.until + HANDOVER_GRACE_SECONDS
+
+    def keep_waiting(self) -> bool:
+        """Whether a wait for mail may go on: not when stopped, asked to fetch, or over."""
+        self.watch()
+        return self._wake is None and not self.over()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait up to `seconds`, renewing the lease; ends early on stop, a wake-up or the session's end."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and self.keep_waiting():
             self.stop.wait(min(1.0, max(end - time.monotonic(), 0)))
-            self.renew_if_due()
 
     # One pass over new mail
     def _batches(self, client: IMAPClient, uids: Sequence[int]) -> Iterator[list[int]]:
@@ -161,15 +210,17 @@ class Poller:
         return [Fetched(uid, fetched[uid][b"BODY[]"]) for uid in batch if b"BODY[]" in fetched.get(uid, {})]
 
     def _flag(self, client: IMAPClient, emails: Sequence[Email]) -> None:
-        to_flag = [e for e in emails if e.uid is not None and e.decision in FLAG_SEEN]
-        uids = [e.uid for e in to_flag]
-        if not uids or not (self.mailbox.mark_seen or self.mailbox.flag_keyword):
-            return
-        flags = ([SEEN] if self.mailbox.mark_seen else []) + (
-            [self.mailbox.flag_keyword.encode()] if self.mailbox.flag_keyword else []
-        )
-        client.add_flags(uids, flags, silent=True)
-        Email.objects.filter(pk__in=[e.pk for e in to_flag]).update(seen_flagged=True)
+        """Add each recorded message's flags (the mailbox's read policy, its keyword), grouped by flags."""
+        groups: dict[tuple[bytes, ...], list[Email]] = {}
+        for email in emails:
+            flags = tuple(self.mailbox.flags_for(email.decision))
+            if email.uid is not None and flags:
+                groups.setdefault(flags, []).append(email)
+        for flags, group in groups.items():
+            client.add_flags([e.uid for e in group], list(flags), silent=True)
+        seen = [e.pk for flags, group in groups.items() if SEEN in flags for e in group]
+        if seen:
+            Email.objects.filter(pk__in=seen).update(seen_flagged=True)
 
     def sync(self, client: IMAPClient, uidvalidity: int) -> int:
         """Record every message above the last processed UID; returns how many were new.
@@ -222,22 +273,44 @@ class Poller:
         self._flag(client, emails)
         return len(emails)
 
-    def idle(self, client: IMAPClient, until: float) -> None:
+    def look(self, client: IMAPClient, uidvalidity: int) -> int:
+        """Record everything new, until the server announces nothing more; returns how many.
+
+        NOOP first: the server brings this connection's view of the folder up to date, so the
+        search sees mail that arrived while IDLE was ending (else the server would announce
+        it only after the search, and IDLE would not announce it again). Mail arriving during
+        a round is announced at its end and searched for in another round.
+        """
+        wake, self._wake = self.lease.requests().wake_requested_at, None
+        created = 0
+        while True:
+            client.noop()
+            imap.new_mail_announced(client)  # the search below covers what NOOP announced
+            created += self.sync(client, uidvalidity)
+            if self.stop.is_set() or not imap.new_mail_announced(client):
+                break
+        if wake is not None:
+            self.lease.wake_done(wake)
+            self.mailbox.record_check(f"{created} new email(s), fetched by the running poller.")
+        return created
+
+    def idle(self, client: IMAPClient) -> None:
         """Wait in IDLE for new mail, for at most IMAP_TIMEOUT_SECONDS.
 
         Ending IDLE that often proves the connection alive: a server that does not answer
         DONE within the socket timeout is dead and gets replaced (and IDLE never reaches
-        the servers' 29-minute limit).
+        the servers' 29-minute limit). The caller looks for new mail after every DONE.
         """
         client.idle()
-        round_end = min(until, time.monotonic() + settings.IMAP_TIMEOUT_SECONDS)
+        round_end = time.monotonic() + settings.IMAP_TIMEOUT_SECONDS
         instant_empty = 0
         try:
-            while not self.stop.is_set() and time.monotonic() < round_end and self.active():
+            while time.monotonic() < round_end and self.active() and self.keep_waiting():
+                if imap.has_unread_responses(client):
+                    return  # news that came with an earlier line: look now (idle_check cannot see it)
                 started = time.monotonic()
                 responses = client.idle_check(timeout=1)
-                self.renew_if_due()
-                if any(isinstance(r, tuple) and len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                if announces_mail(responses):
                     return
                 # imapclient swallows EOF and returns at once: several instant empty answers
                 # in a row mean the server closed the connection.
@@ -257,74 +330,90 @@ class Poller:
             return True
         return not self.mailbox.enabled or before != {f: getattr(self.mailbox, f) for f in CONNECTION_FIELDS}
 
-    def serve_connected(self, client: IMAPClient, until: float) -> None:
-        info = client.select_folder(self.mailbox.folder)
-        uidvalidity = int(info[b"UIDVALIDITY"])
+    def serve_connected(self, client: IMAPClient) -> None:
+        uidvalidity = imap.select(client, self.mailbox.folder)
         use_idle = self.mailbox.mode == "idle" and b"IDLE" in client.capabilities()
-        while not self.stop.is_set() and time.monotonic() < until:
-            self.sync(client, uidvalidity)
+        while not self.over():
+            self.look(client, uidvalidity)
             if not self.active() or self._settings_changed():
                 return
             if use_idle:
-                self.idle(client, until)
+                self.idle(client)
             else:
-                self.sleep(self.mailbox.poll_interval_seconds, until)
+                self.sleep(self.mailbox.poll_interval_seconds)
+        if self._handover_started and self._successor:
+            self.lease.release()  # the successor is connected: it takes over before this one logs out
 
     def run_once(self) -> int:
-        """Connect, record what is new, log out (`poll --once`)."""
+        """Connect, record what is new, log out (`poll --once`, "check now")."""
         with imap.connect(self.mailbox) as client:
-            info = client.select_folder(self.mailbox.folder)
-            return self.sync(client, int(info[b"UIDVALIDITY"]))
+            return self.look(client, imap.select(client, self.mailbox.folder))
 
-    def serve(self, until: float) -> None:
+    def _still_wanted(self) -> bool:
+        try:
+            self.mailbox.refresh_from_db()
+        except Mailbox.DoesNotExist:
+            logger.info("BG_POLLER: mailbox %s was deleted; stopping", self.mailbox)
+            return False
+        if not self.mailbox.enabled:
+            logger.info("BG_POLLER: mailbox %s is disabled; stopping", self.mailbox)
+        return self.mailbox.enabled
+
+    def serve(
+        self, until: float, on_handover: Callable[[], object] | None = None, ready: IMAPClient | None = None
+    ) -> None:
+        """Serve until `until` (then hand over when `on_handover` is given); `ready` is a
+        connection opened before the lease was taken."""
+        self.until, self.on_handover = until, on_handover
         backoff = 1
-        while not self.stop.is_set() and time.monotonic() < until:
+        while not self.over():
             if not connection.in_atomic_block:
                 close_old_connections()
-            try:
-                self.mailbox.refresh_from_db()
-            except Mailbox.DoesNotExist:
-                logger.info("BG_POLLER: mailbox %s was deleted; stopping", self.mailbox)
+            if not self._still_wanted():
                 return
-            if not self.mailbox.enabled:
-                logger.info("BG_POLLER: mailbox %s is disabled; stopping", self.mailbox)
-                return
-            if not self.active():
+            if not self.active() and self._wake is None:
                 logger.info("BG_POLLER: outside the active period of %s", self.mailbox)
-                self.sleep(min(self.mailbox.inactive_interval_seconds, 60), until)
+                self.sleep(min(self.mailbox.inactive_interval_seconds, 60))
                 continue
             try:
-                with imap.connect(self.mailbox) as client:
-                    backoff = 1
-                    self.serve_connected(client, until)
+                with contextlib.nullcontext(ready) if ready else imap.connect(self.mailbox) as client:
+                    ready, backoff = None, 1
+                    self.serve_connected(client)
             except imap.IMAP_ERRORS as e:
-                self._failed(imap.describe(e), backoff, until)
+                self._failed(imap.explain(e, self.mailbox), imap.technical(e), backoff)
                 backoff = min(backoff * 2, 60)
             except LeaseLost:
                 raise
             except Exception as e:  # the loop boundary: record, wait, go on (never die for good)
                 logger.exception("POLLER: unexpected error on %s", self.mailbox)
-                self._failed(f"{type(e).__name__}: {e}", backoff, until)
+                message = f"An unexpected error ({type(e).__name__}) interrupted the poller; it retries by itself."
+                self._failed(message + " The log has the details.", imap.technical(e), backoff)
                 backoff = min(backoff * 2, 60)
 
-    def _failed(self, message: str, backoff: int, until: float) -> None:
-        logger.warning("IMAP: %s on %s; reconnecting in %d s", message, self.mailbox, backoff)
+    def _failed(self, message: str, detail: str, backoff: int) -> None:
+        logger.warning("IMAP: %s on %s; reconnecting in %d s (%s)", detail, self.mailbox, backoff, message)
         self.mailbox.record_error(message)
-        self.sleep(backoff, until)
+        wake, self._wake = self.lease.requests().wake_requested_at, None
+        if wake is not None:  # a "check now" gets this answer, rather than a reconnection at once
+            self.lease.wake_done(wake)
+            self.mailbox.record_check(f"Not checked: {message}")
+        self.sleep(backoff)
 
 
 @contextlib.contextmanager
-def held_lease(mailbox: Mailbox, stop: StopFlag, wait: float = 0) -> Iterator[Lease | None]:
-    """The mailbox's lease, waiting up to `wait` seconds for it (None when another poller keeps
-    it); released on leaving the block."""
-    lease = mailbox_lease(mailbox)
+def held_lease(
+    mailbox: Mailbox, stop: StopFlag, wait: float = 0, poll: float = 1.0, lease: Lease | None = None
+) -> Iterator[Lease | None]:
+    """The mailbox's lease, waiting up to `wait` seconds for it, looking every `poll` seconds
+    (None when another poller keeps it); released on leaving the block."""
+    lease = lease or mailbox_lease(mailbox)
     give_up = time.monotonic() + wait
     try:
         while not lease.acquire():
             if stop.is_set() or time.monotonic() >= give_up:
                 yield None
                 return
-            stop.wait(1)
+            stop.wait(poll)
         yield lease
     finally:
         lease.release()
@@ -340,8 +429,32 @@ def run_once(mailbox: Mailbox, stop: StopFlag, wait_for_lease: float = 0, ignore
         try:
             return Poller(mailbox, lease, stop, ignore_schedule).run_once()
         except imap.IMAP_ERRORS as e:
-            mailbox.record_error(imap.describe(e))
+            logger.warning("IMAP: %s on %s", imap.technical(e), mailbox)
+            mailbox.record_error(imap.explain(e, mailbox))
             raise
+
+
+@contextlib.contextmanager
+def connected_ahead(mailbox: Mailbox, lease: Lease, ignore_schedule: bool) -> Iterator[IMAPClient | None]:
+    """A connection opened before the lease is free, announced to its holder as ready to take
+    over; None when the mailbox is not active now (announced too: there is nothing to connect
+    to) or its server cannot be reached (the session then connects once it holds the lease)."""
+    if not (ignore_schedule or mailbox.is_active(timezone.now())):
+        lease.announce_successor()
+        yield None
+        return
+    try:
+        client = imap.open_client(mailbox)
+        imap.select(client, mailbox.folder)
+    except imap.IMAP_ERRORS as e:
+        logger.info("BG_POLLER: could not connect to %s ahead of the hand-over (%s)", mailbox, imap.technical(e))
+        yield None
+        return
+    lease.announce_successor()
+    try:
+        yield client
+    finally:
+        imap.logout(client)
 
 
 def run_session(
@@ -350,21 +463,23 @@ def run_session(
     seconds: float = math.inf,
     wait_for_lease: float = 0,
     ignore_schedule: bool = False,
-    on_handover: Any = None,
+    on_handover: Callable[[], object] | None = None,
+    take_over: bool = False,
 ) -> bool:
     """Take the mailbox's lease (waiting up to `wait_for_lease`) and serve for `seconds`.
 
-    Returns False when another poller holds the lease. `on_handover` is called just before
-    the lease is released at the natural end of a session, to start the next one.
+    Returns False when another poller holds the lease. At the natural end of the session
+    `on_handover` starts the next one, which this session waits for (see the module's
+    docstring). `take_over`: this is that next session; it connects first, says so, and
+    takes the lease the moment it is released.
     """
-    with held_lease(mailbox, stop, wait_for_lease) as lease:
-        if lease is None:
+    lease = mailbox_lease(mailbox)
+    with contextlib.ExitStack() as stack:
+        ready = stack.enter_context(connected_ahead(mailbox, lease, ignore_schedule)) if take_over else None
+        poll = TAKE_OVER_POLL_SECONDS if take_over else 1.0
+        held = stack.enter_context(held_lease(mailbox, stop, wait_for_lease, poll, lease))
+        if held is None:
             return False
-        poller = Poller(mailbox, lease, stop, ignore_schedule)
-        try:
-            poller.serve(time.monotonic() + seconds)
-        except LeaseLost:
-            return True
-        if on_handover and not stop.is_set() and poller.mailbox.enabled:
-            on_handover()
+        with contextlib.suppress(LeaseLost):
+            Poller(mailbox, held, stop, ignore_schedule).serve(time.monotonic() + seconds, on_handover, ready)
         return True

@@ -3,37 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import logging
 import threading
+import time
 
+import redis
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from delivery.tasks import cluster_stop_event
 from mail import imap, lease
 from mail.models import Mailbox, RawMessage
-from mail.poller import StopFlag, run_once, run_session
+from mail.poller import HANDOVER_GRACE_SECONDS, run_once, run_session
+from mail.reprocess import reprocess
 
 logger = logging.getLogger(__name__)
 
-_stop_event: StopFlag | None = None
-
-
-def cluster_stop_event() -> StopFlag:
-    """The job cluster's stop event, so a long poller job ends when the cluster stops.
-
-    django-q2 workers are forked from its Sentinel and ignore SIGTERM handling; the
-    Sentinel object (and its multiprocessing stop event) is still in the worker's memory.
-    Outside a cluster (sync mode, tests) this is an event that is never set.
-    """
-    global _stop_event
-    if _stop_event is None:
-        from django_q.cluster import Sentinel
-
-        sentinels = [o for o in gc.get_objects() if isinstance(o, Sentinel)]
-        _stop_event = sentinels[0].stop_event if sentinels else threading.Event()
-    return _stop_event
+# A "check now" still pending after this long (a lost job, a stopped poller) no longer blocks a new one.
+CHECK_PENDING_FOR = dt.timedelta(minutes=2)
 
 
 def poll_mailboxes() -> int:
@@ -46,13 +35,19 @@ def poll_mailboxes() -> int:
     return started
 
 
-def poll_mailbox(mailbox_id: int, wait_for_lease: float = 5) -> bool:
+def poll_mailbox(mailbox_id: int, wait_for_lease: float = 0, take_over: bool = False) -> bool:
+    """One poller session of POLLER_SESSION_SECONDS; at its end it starts the next one and
+    serves until that one is connected (`take_over`), so the hand-over leaves no gap."""
     mailbox = Mailbox.objects.filter(pk=mailbox_id, enabled=True).first()
     if mailbox is None:
         return False
 
     def hand_over() -> None:
-        async_task("mail.tasks.poll_mailbox", mailbox_id, 5, task_name=f"poll {mailbox.name}")
+        wait = settings.POLLER_LEASE_SECONDS + HANDOVER_GRACE_SECONDS
+        try:
+            async_task("mail.tasks.poll_mailbox", mailbox_id, wait, True, task_name=f"poll {mailbox.name}")
+        except (redis.RedisError, DatabaseError, OSError) as e:
+            logger.warning("BG_POLLER: could not start the next session of %s (%s); the schedule will", mailbox, e)
 
     return run_session(
         mailbox,
@@ -60,26 +55,48 @@ def poll_mailbox(mailbox_id: int, wait_for_lease: float = 5) -> bool:
         seconds=settings.POLLER_SESSION_SECONDS,
         wait_for_lease=wait_for_lease,
         on_handover=hand_over,
+        take_over=take_over,
     )
 
 
-def check_now(mailbox_id: int, wait_for_lease: float | None = None) -> str:
+def request_check(mailbox: Mailbox) -> bool:
+    """Queue a "check now" unless one is already pending for this mailbox (then False)."""
+    if not mailbox.claim_check(CHECK_PENDING_FOR):
+        return False
+    async_task("mail.tasks.check_now", mailbox.pk, task_name=f"check {mailbox.name}")
+    return True
+
+
+def check_now(mailbox_id: int) -> str:
     """Fetch new mail once, whatever the schedule says (the dashboard's "check now").
 
-    A session already serving the mailbox sees new mail by itself; when it holds the lease,
-    this waits for it (up to one lease period) rather than run a second poller.
+    It never waits for the lease: when a session holds it, that session is asked to fetch
+    at once (it reads its lease row every second) and reports the result itself.
     """
     mailbox = Mailbox.objects.get(pk=mailbox_id)
-    held = lease.holder(mailbox.lease_name)
-    wait = settings.POLLER_LEASE_SECONDS if wait_for_lease is None else wait_for_lease
-    try:
-        created = run_once(mailbox, threading.Event(), wait, ignore_schedule=True)
-    except imap.IMAP_ERRORS as e:
-        return f"Failed: {imap.describe(e)}"
-    if created is None:
-        return f"Not checked: {mailbox} is being polled by {held or 'another poller'}"
-    logger.info("POLLER: check now of %s: %d new email(s)", mailbox, created)
-    return f"Checked {mailbox}: {created} new email(s)"
+    for _ in range(5):
+        try:
+            created = run_once(mailbox, threading.Event(), ignore_schedule=True)
+        except imap.IMAP_ERRORS as e:
+            return _checked(mailbox, f"Not checked: {imap.explain(e, mailbox)}")
+        if created is not None:
+            return _checked(mailbox, f"{created} new email(s).")
+        # Noted before asking: the running poller may answer within the second.
+        mailbox.record_check("Asked the running poller to fetch now…", done=False)
+        if lease.request_wake(mailbox.lease_name):
+            return f"Asked the running poller ({lease.holder(mailbox.lease_name) or 'another process'}) to fetch now."
+        time.sleep(0.2)  # the lease changed hands between the two looks: try again
+    return _checked(mailbox, "Not checked: the poller lease kept changing hands; try again.")
+
+
+def _checked(mailbox: Mailbox, result: str) -> str:
+    mailbox.record_check(result)
+    logger.info("POLLER: check now of %s: %s", mailbox, result)
+    return result
+
+
+def reprocess_emails(email_ids: list[int]) -> str:
+    return "\n".join(reprocess(email_ids))
 
 
 def test_mailbox(mailbox_id: int) -> str:

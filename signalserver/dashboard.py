@@ -9,7 +9,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -23,6 +23,7 @@ from delivery.outbox import kick_sender
 from deploys.models import Deployment
 from mail import search
 from mail.models import DECISIONS, DETECTORS, Email, Mailbox, PollerLease
+from mail.tasks import request_check
 from signalserver import charts
 from signalserver.accounts import magic_link_url
 from signalserver.models import MagicLink
@@ -50,6 +51,11 @@ class MailboxState:
     holder: str
     active_now: bool
     next_active: dt.datetime | None
+
+    @property
+    def failing(self) -> bool:
+        """A poller holds the lease but its last attempt failed (it is retrying, not polling)."""
+        return bool(self.holder and self.mailbox.current_error)
 
 
 class EmailFilterForm(forms.Form):
@@ -88,6 +94,10 @@ class TestWebhookForm(forms.Form):
     endpoint = forms.ModelChoiceField(queryset=Endpoint.objects.filter(enabled=True))
 
 
+class ReprocessForm(forms.Form):
+    email = forms.ModelMultipleChoiceField(queryset=Email.objects.only("pk"))
+
+
 def mailbox_states(now: dt.datetime) -> list[MailboxState]:
     mailboxes = list(Mailbox.objects.all())
     leases = PollerLease.objects.filter(name__in=[m.lease_name for m in mailboxes], expires_at__gte=now)
@@ -112,8 +122,29 @@ def decision_counts(since: dt.datetime) -> dict[str, int]:
 
 
 def deliveries(status: str, order: str, limit: int) -> QuerySet[Delivery]:
-    rows = Delivery.objects.filter(status=status).select_related("endpoint", "email").defer("email__text", "payload")
-    return rows.order_by(order, "pk")[:limit]
+    return _with_email(Delivery.objects.filter(status=status)).order_by(order, "pk")[:limit]
+
+
+def _with_email(rows: QuerySet[Delivery]) -> QuerySet[Delivery]:
+    return rows.select_related("endpoint", "email").defer("email__text", "payload")
+
+
+RETRYING = Q(status__in=("pending", "sending"), attempt_count__gt=0)
+
+
+def retrying_deliveries(limit: int = 50) -> QuerySet[Delivery]:
+    """Deliveries whose last attempt failed and that will be tried again, the soonest first."""
+    return _with_email(Delivery.objects.filter(RETRYING)).order_by("next_attempt_at", "pk")[:limit]
+
+
+def delivery_counts() -> dict[str, int]:
+    """Deliveries not (yet) delivered, by state, in one query over the rows still open."""
+    open_rows = Delivery.objects.filter(status__in=("pending", "sending", "held", "failed"))
+    return open_rows.aggregate(
+        retrying=Count("pk", filter=RETRYING),
+        held=Count("pk", filter=Q(status="held")),
+        failed=Count("pk", filter=Q(status="failed")),
+    )
 
 
 @login_required
@@ -121,6 +152,7 @@ def deliveries(status: str, order: str, limit: int) -> QuerySet[Delivery]:
 def index(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     form = EmailFilterForm(request.GET)
+    endpoints = list(Endpoint.objects.filter(enabled=True))
     failed = deliveries("failed", "-created", 20).prefetch_related(
         Prefetch("attempts", queryset=Attempt.objects.order_by("-started", "-id"))
     )
@@ -131,11 +163,14 @@ def index(request: HttpRequest) -> HttpResponse:
         "emails": email_page(form, request.GET.get("page")),
         "counts": decision_counts(now - dt.timedelta(hours=24)),
         "charts": charts.recent(now),
+        "delivery_counts": delivery_counts(),
+        "retrying": retrying_deliveries(),
         "held": deliveries("held", "next_attempt_at", 50),
         "failed": failed,
         "links": StoredLink.objects.order_by("-created")[:10],
         "deployments": Deployment.objects.order_by("-created")[:5],
-        "endpoints": Endpoint.objects.filter(enabled=True),
+        "endpoints": endpoints,
+        "no_default_endpoint": Endpoint.default_missing(endpoints),
         "magic_form": MagicLinkForm(),
         "filters": request.GET.copy(),
     }
@@ -150,8 +185,14 @@ def _back(request: HttpRequest) -> HttpResponse:
 @require_POST
 def check_mailbox(request: HttpRequest, pk: int) -> HttpResponse:
     mailbox = get_object_or_404(Mailbox, pk=pk)
-    async_task("mail.tasks.check_now", mailbox.pk, task_name=f"check {mailbox.name}")
-    messages.success(request, f"Check of {mailbox} queued: new mail is fetched now, whatever the schedule says.")
+    if not request_check(mailbox):
+        messages.info(request, f"A check of {mailbox} is already pending; its result appears next to its button.")
+        return _back(request)
+    messages.success(
+        request,
+        f"Check of {mailbox} queued: new mail is fetched now, whatever the schedule says; "
+        "the result appears next to its button.",
+    )
     return _back(request)
 
 
@@ -165,7 +206,7 @@ def send_test_webhook(request: HttpRequest) -> HttpResponse:
     endpoint = form.cleaned_data["endpoint"]
     Endpoint.objects.filter(pk=endpoint.pk).update(last_test_result="Queued…", last_test_at=timezone.now())
     async_task("delivery.tasks.send_test_webhook", endpoint.pk, task_name=f"test webhook {endpoint.name}")
-    messages.success(request, f"Signed test webhook to {endpoint} queued; its answer appears under Endpoints.")
+    messages.success(request, f"Signed test webhook to {endpoint} queued; its answer appears under the button.")
     return _back(request)
 
 
@@ -176,6 +217,33 @@ def resend_delivery(request: HttpRequest, pk: int) -> HttpResponse:
     sender.resend([delivery])
     kick_sender()
     messages.success(request, f"Delivery {delivery.webhook_id} queued again.")
+    return _back(request)
+
+
+@login_required
+@require_POST
+def send_delivery_now(request: HttpRequest, pk: int) -> HttpResponse:
+    delivery = get_object_or_404(Delivery, pk=pk)
+    if sender.send_now([delivery]):
+        kick_sender()
+        messages.success(request, f"Delivery {delivery.webhook_id} is being sent now.")
+    else:
+        messages.info(request, f"Delivery {delivery.webhook_id} is no longer waiting ({delivery.status}).")
+    return _back(request)
+
+
+@login_required
+@require_POST
+def reprocess_emails(request: HttpRequest) -> HttpResponse:
+    form = ReprocessForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Tick the emails to reprocess first.")
+        return _back(request)
+    ids = [email.pk for email in form.cleaned_data["email"]]
+    async_task("mail.tasks.reprocess_emails", ids, task_name=f"reprocess {len(ids)} email(s)")
+    messages.success(
+        request, f"Reprocessing of {len(ids)} email(s) queued: no endpoint gets a second delivery of an email."
+    )
     return _back(request)
 
 

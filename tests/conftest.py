@@ -8,12 +8,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import requests
 from django.conf import settings
 from django.db import connection
+
+from tests.delivery.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -140,7 +142,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # container, the demo, the repository checks), runs in one of the two passes only:
     # the other pass deselects it (a skip would fail where REQUIRE_ALL_TESTS is set).
     vendor = connection.vendor
-    kept, deselected = [], []
+    kept: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
     for item in items:
         marker = item.get_closest_marker("only_on")
         (deselected if marker and marker.args[0] != vendor else kept).append(item)
@@ -173,6 +176,29 @@ def _jobs_run_inline() -> Iterator[None]:
     previous, Conf.SYNC = Conf.SYNC, True
     yield
     Conf.SYNC = previous
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP server on 127.0.0.1 playing the receiving application."""
+    with Receiver() as r:
+        yield r
+
+
+@pytest.fixture
+def local_targets(settings: Any) -> None:
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    settings.DELIVERY_RETRY_DELAYS = [5, 300, 1800, 7200, 18000, 36000]
+
+
+@pytest.fixture(autouse=True)
+def sender_timer(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """The sender's timer job waits on a worker until the next delivery is due; run inline in
+    this process it would hold each test up, so starting it is only recorded here (tests of
+    the timer run it themselves, and a real cluster runs it in the end-to-end tests)."""
+    started: list[bool] = []
+    monkeypatch.setattr("delivery.timer.start_waiter", lambda: started.append(True))
+    return started
 
 
 @pytest.fixture(autouse=True)

@@ -1,25 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from delivery.models import Endpoint, SendingSchedule
 from mail.models import Email, Mailbox
-from tests.delivery.receiver import Receiver
 from tests.mail.conftest import imap, imap_server, mailbox, webhook_receiver  # noqa: F401  (shared)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as r:
-        yield r
-
-
-@pytest.fixture
-def local_targets(settings) -> None:
-    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
-    settings.DELIVERY_RETRY_DELAYS = [5, 300, 1800, 7200, 18000, 36000]
 
 
 @pytest.fixture

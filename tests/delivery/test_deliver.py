@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.test import Client
+from django.utils import timezone
 from standardwebhooks import Webhook
 
 from delivery.models import Attempt, Delivery, Endpoint, RoutingRule, RuleCondition
 from delivery.outbox import plan
 from delivery.sender import claim_next, process
 from delivery.tasks import send_due
+from tests.conftest import ROOT, base_env
 from tests.delivery.conftest import make_email
 from tests.delivery.receiver import Reply
 
@@ -266,7 +271,53 @@ def test_a_catastrophic_regex_cannot_hang_the_worker(box, endpoint, schedule):
     assert time.monotonic() - started < 2  # RE2 is linear; Python's re would run for ages
 
 
-def test_an_invalid_regex_is_refused_by_the_form(endpoint):
+@pytest.mark.parametrize(
+    ("pattern", "sentence"),
+    [
+        ("(unclosed", "A parenthesis is not closed in '(unclosed': add the missing “)”."),
+        (r"(?<=Lot )\d+", "has no look-behind such as (?<=…) or (?<!…). Rewrite the pattern without it"),
+        (r"Lot (?!0)", "has no look-ahead such as (?=…) or (?!…)"),
+        (r"(\w+) \1", "has no back-references such as \\1"),
+        ("[a-z", "A character class is not closed in '[a-z': add the missing “]”."),
+        ("a**", "A repetition (*, + or ?) is doubled at '**'."),
+    ],
+)
+def test_an_invalid_regex_is_refused_by_the_form_with_a_sentence(endpoint, pattern, sentence):
     rule = RoutingRule.objects.create(name="bad", endpoint=endpoint)
-    with pytest.raises(Exception, match="Invalid regular expression"):
-        RuleCondition(rule=rule, field="subject", operator="regex", value="(unclosed").full_clean()
+    with pytest.raises(ValidationError) as refused:
+        RuleCondition(rule=rule, field="subject", operator="regex", value=pattern).full_clean()
+    [message] = refused.value.message_dict["value"]
+    assert sentence in message
+    assert "b'" not in message and "perl" not in message
+
+
+def test_re2_writes_nothing_of_its_own_to_stderr():
+    code = (
+        "import django; django.setup(); from delivery.routing import compile_pattern\n"
+        "for p in ('(?<=x)a', '(a', '\\\\1'):\n"
+        "    try: compile_pattern(p, False)\n"
+        "    except ValueError: pass\n"
+    )
+    env = base_env(DJANGO_SETTINGS_MODULE="tests.settings")
+    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "re2.cc" not in result.stderr and "E0000" not in result.stderr
+
+
+def test_network_failures_are_recorded_in_words_without_the_url(box, schedule, local_targets, receiver, caplog):
+    from tests.conftest import free_port
+
+    port = free_port()
+    down = Endpoint.objects.create(name="down", url=f"http://127.0.0.1:{port}/hook?key=s3cret", is_default=True)
+    [delivery] = plan(make_email(box))
+    send_due()
+    delivery.refresh_from_db()
+    assert delivery.last_error == f"127.0.0.1:{port} refused the connection: is the receiving application running?"
+    assert "Connection refused" in caplog.text and "s3cret" not in caplog.text + delivery.last_error
+    receiver.then(Reply(close=True))
+    Endpoint.objects.filter(pk=down.pk).update(url=receiver.url)
+    Delivery.objects.update(next_attempt_at=timezone.now())
+    send_due()
+    delivery.refresh_from_db()
+    where = receiver.url.removeprefix("http://").split("/")[0]
+    assert delivery.last_error == f"The connection to {where} failed or was cut before an answer came."

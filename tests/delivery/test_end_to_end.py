@@ -85,3 +85,32 @@ def test_a_worker_killed_while_sending_completes_after_restart_without_duplicate
             Conf.SYNC = True
     ids = [r.headers["webhook-id"] for r in receiver.received]
     assert ids == [delivery.webhook_id, delivery.webhook_id]  # the in-flight try, then the one that landed
+
+
+def test_a_retry_is_sent_at_its_time_by_the_cluster_not_at_the_next_minute(box, local_targets):
+    from django_q.conf import Conf
+
+    from delivery.outbox import plan
+    from tests.delivery.conftest import make_email
+
+    env = base_env(
+        DEBUG="true", WEBHOOK_ALLOW_PRIVATE_TARGETS="true", DELIVERY_RETRY_DELAYS="3,300", **child_database_env()
+    )
+    with Receiver() as receiver:
+        receiver.then(Reply(503, {"error": "busy"}))
+        Endpoint.objects.create(name="app", url=receiver.url, is_default=True)
+        Conf.SYNC = False  # jobs go to the broker, for the real cluster
+        try:
+            cluster = qcluster(env)
+            try:
+                [delivery] = plan(make_email(box))  # enqueues the sender on commit
+                wait_until(lambda: len(receiver.received) == 2, timeout=30, message="the retry")
+            finally:
+                cluster.send_signal(signal.SIGTERM)
+                cluster.wait(timeout=60)
+        finally:
+            Conf.SYNC = True
+    first, retry = receiver.received
+    assert 2.7 <= retry.at - first.at < 6  # 3 s ±10 %, not the once-a-minute run
+    assert Delivery.objects.get().status == "delivered"
+    assert retry.headers["webhook-id"] == delivery.webhook_id

@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from deploys.models import Deployment
 from signalserver.models import MagicLink
 from tests.deploys.render_server import HOOK_KEY
-from tests.signalserver.test_browser import chromium, page, shoot, site  # noqa: F401  (shared fixtures)
+from tests.signalserver.conftest import chromium, page, shoot, site  # noqa: F401  (shared fixtures)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

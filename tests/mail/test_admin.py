@@ -22,13 +22,13 @@ FORM = {
     "allowed_senders": "",
     "subject_group_dedup": "on",
     "timezone": "Europe/Paris",
-    "active_days": "0,1,2,3,4",
+    "active_days": ["0", "1", "2", "3", "4"],
     "active_start": "09:00",
     "active_end": "23:00",
     "mode": "idle",
     "poll_interval_seconds": "30",
     "inactive_interval_seconds": "600",
-    "mark_seen": "on",
+    "seen_policy": "orders",
     "flag_keyword": "",
 }
 
@@ -60,9 +60,9 @@ def test_a_new_mailbox_needs_a_password(admin_client):
 
 
 def test_invalid_schedule_values_are_refused_with_a_message(admin_client):
-    bad = {**FORM, "password": "x", "timezone": "Mars/Olympus", "active_days": "8"}
+    bad = {**FORM, "password": "x", "timezone": "Mars/Olympus", "active_days": []}
     content = admin_client.post("/admin/mail/mailbox/add/", bad).content
-    assert b"is not a known time zone" in content and b"0 (Monday) to 6 (Sunday)" in content
+    assert b"is not a known time zone" in content and b"Choose at least one day." in content
 
 
 def test_emails_are_listed_filtered_searched_and_downloadable(admin_client):

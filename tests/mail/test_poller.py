@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -72,12 +73,28 @@ def test_mail_from_outside_the_allow_list_stays_unread(mailbox, imap):
     assert sorted(imap.flags().values()) == [(), (b"\\Seen",)]
 
 
-def test_an_optional_keyword_is_added_after_recording(mailbox, imap):
+def poll_flags(imap: ImapAccount, *files: str) -> list[set[bytes]]:
+    """Append the messages, poll once, and return each one's flags in order."""
+    imap.empty()
+    for name in files:
+        imap.append(eml(name))
+    call_command("poll", once=True)
+    flags = imap.flags()
+    return [set(flags[uid]) for uid in sorted(flags)]
+
+
+def test_only_orders_are_marked_read_by_default_and_the_keyword_goes_on_every_recorded_email(mailbox, imap):
     mailbox.flag_keyword = "signalserver"
     mailbox.save()
-    imap.append(eml("desabo_urgent.eml"))
-    call_command("poll", once=True)
-    assert set(next(iter(imap.flags().values()))) == {b"\\Seen", b"signalserver"}
+    order, no_links = "recadrage_dropbox_folder.eml", "desabo_urgent.eml"
+    assert poll_flags(imap, order, no_links) == [{b"\\Seen", b"signalserver"}, {b"signalserver"}]
+    assert dict(Email.objects.values_list("decision", "seen_flagged")) == {"delivered": True, "skipped_no_links": False}
+
+
+@pytest.mark.parametrize(("policy", "expected"), [("all", [{b"\\Seen"}, {b"\\Seen"}]), ("none", [set(), set()])])
+def test_the_mailbox_chooses_which_mail_is_marked_read(mailbox, imap, policy, expected):
+    Mailbox.objects.update(seen_policy=policy)
+    assert poll_flags(imap, "recadrage_dropbox_folder.eml", "desabo_urgent.eml") == expected
 
 
 def test_poll_once_respects_the_schedule_unless_now(mailbox, imap, capsys):
@@ -101,20 +118,48 @@ def test_a_uidvalidity_change_rescans_without_duplicates(mailbox, imap):
     assert Mailbox.objects.get().last_uid < 999
 
 
-def test_connection_errors_are_recorded_and_retried_with_backoff(mailbox, caplog):
-    Mailbox.objects.update(port=free_port())
+def test_connection_errors_are_recorded_in_words_and_retried_with_backoff(mailbox, caplog):
+    port = free_port()
+    Mailbox.objects.update(port=port)
     with PollerThread(mailbox):
         wait_until(lambda: Mailbox.objects.get().last_error, message="error recorded")
     box = Mailbox.objects.get()
-    assert "ConnectionRefusedError" in box.last_error
+    assert box.last_error.startswith(f"127.0.0.1:{port} refused the connection: nothing listens on that port.")
+    assert "Error" not in box.last_error
+    assert "ConnectionRefusedError: [Errno 111]" in caplog.text  # the detail stays in the log
     assert "reconnecting in 1 s" in caplog.text
 
 
-def test_a_wrong_password_is_recorded_on_the_mailbox(mailbox):
+def test_check_now_while_the_server_is_unreachable_gets_the_error_once(mailbox, caplog):
+    from mail.lease import request_wake
+
+    port = free_port()
+    Mailbox.objects.update(port=port)
+    with PollerThread(mailbox):
+        wait_until(lambda: Mailbox.objects.get().current_error, message="error recorded")
+        assert request_wake(mailbox.lease_name)
+        result = wait_until(lambda: Mailbox.objects.get().last_check_result, timeout=10, message="check answered")
+        caplog.clear()
+        time.sleep(2.5)
+    assert result.startswith(f"Not checked: 127.0.0.1:{port} refused the connection")
+    assert caplog.text.count("reconnecting in") <= 2  # the backoff goes on: no reconnection loop
+
+
+def test_a_wrong_password_is_explained_and_forgotten_once_a_good_cycle_follows(mailbox, caplog):
     Mailbox.objects.filter(pk=mailbox.pk).update(password="wrong")
     with PollerThread(mailbox):
-        wait_until(lambda: Mailbox.objects.get().last_error, message="error recorded")
-    assert "LoginError" in Mailbox.objects.get().last_error
+        wait_until(lambda: Mailbox.objects.get().current_error, message="error recorded")
+        box = Mailbox.objects.get()
+        assert box.current_error == (
+            "The server refused the login of inbox@example.test: the username or password is wrong. "
+            "Correct them in Mail › Mailboxes (Gmail and Outlook need an app password)."  # noqa: RUF001
+        )
+        assert "AUTHENTICATIONFAILED" in caplog.text and "AUTHENTICATIONFAILED" not in box.last_error
+        Mailbox.objects.filter(pk=mailbox.pk).update(password="secret")  # the operator fixes it
+        wait_until(lambda: not Mailbox.objects.get().current_error, timeout=20, message="error aged")
+    box = Mailbox.objects.get()
+    assert box.last_good_cycle and box.last_error_at and box.last_error  # kept as history, no longer the state
+    assert box.last_good_cycle > box.last_error_at
 
 
 def test_the_admin_connection_test_reports_its_result(mailbox, admin_client):
@@ -125,19 +170,74 @@ def test_the_admin_connection_test_reports_its_result(mailbox, admin_client):
     assert Mailbox.objects.get().last_test_result.startswith("OK: 0 message(s) in INBOX; IDLE supported")
 
 
-def test_the_scheduled_job_serves_a_session_and_hands_over(mailbox, imap, settings, monkeypatch):
+class FakeCluster:
+    """Enqueued jobs are noted; the first successor session runs in a thread, as a worker would."""
+
+    def __init__(self, tasks: object) -> None:
+        self.tasks = tasks
+        self.enqueued: list[tuple[object, ...]] = []
+        self.successors: list[threading.Thread] = []
+        self.stop = threading.Event()
+
+    def async_task(self, func: str, *args: object, **kwargs: object) -> None:
+        self.enqueued.append((func, *args))
+        if args[-1] is True and not self.successors:
+            self.successors.append(threading.Thread(target=self._run, args=args))
+            self.successors[0].start()
+
+    def _run(self, *args: object) -> None:
+        try:
+            self.tasks.poll_mailbox(*args)  # type: ignore[attr-defined]
+        finally:
+            connections.close_all()
+
+    def stop_all(self) -> None:
+        self.stop.set()
+        for thread in self.successors:
+            thread.join(timeout=30)
+            assert not thread.is_alive()
+
+
+@pytest.fixture
+def cluster(settings, monkeypatch) -> Iterator[FakeCluster]:
+    from delivery import tasks as delivery_tasks
     from mail import tasks
 
     settings.POLLER_SESSION_SECONDS = 2
-    enqueued: list[tuple[object, ...]] = []
-    monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: enqueued.append(args))
+    fake = FakeCluster(tasks)
+    monkeypatch.setattr(delivery_tasks, "_stop_event", fake.stop)
+    monkeypatch.setattr(tasks, "async_task", fake.async_task)
+    yield fake
+    fake.stop_all()
+
+
+def test_the_scheduled_job_hands_over_to_a_successor_that_is_already_connected(mailbox, imap, settings, cluster):
+    from mail import tasks
+
     imap.append(eml("desabo_urgent.eml"))
     assert tasks.poll_mailboxes() == 1
-    assert enqueued == [("mail.tasks.poll_mailbox", mailbox.pk, 0)]
+    assert cluster.enqueued == [("mail.tasks.poll_mailbox", mailbox.pk, 0)]
+    started = time.monotonic()
     assert tasks.poll_mailbox(mailbox.pk) is True
-    assert Email.objects.count() == 1
-    assert enqueued[-1] == ("mail.tasks.poll_mailbox", mailbox.pk, 5)
+    assert 2 <= time.monotonic() - started < 10  # it ended when the successor was ready, not after the grace
+    assert cluster.enqueued[-1] == ("mail.tasks.poll_mailbox", mailbox.pk, settings.POLLER_LEASE_SECONDS + 20, True)
+    before = Mailbox.objects.get().last_good_cycle
+    assert before is not None
+    successor_holds = wait_until(lambda: holder(mailbox.lease_name), timeout=5, message="successor holds the lease")
+    wait_until(lambda: Mailbox.objects.get().last_good_cycle != before, timeout=5, message="the successor looked")
+    cluster.stop_all()
+    assert f"pid={os.getpid()}" in successor_holds and Email.objects.count() == 1
     assert holder(mailbox.lease_name) == ""
+
+
+def test_outside_active_hours_the_hand_over_is_at_once_too(mailbox, cluster):
+    from mail import tasks
+
+    Mailbox.objects.update(active_days="0", active_start="09:00", active_end="09:00")  # never active
+    started = time.monotonic()
+    assert tasks.poll_mailbox(mailbox.pk) is True
+    assert time.monotonic() - started < 10  # the successor had nothing to connect to: no grace period
+    wait_until(lambda: holder(mailbox.lease_name), timeout=5, message="successor holds the lease")
 
 
 # Several processes

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from delivery.models import Attempt, Delivery, Endpoint
 from tests.delivery.conftest import make_email
-from tests.signalserver.test_browser import ARTIFACTS, chromium, page, shoot, site  # noqa: F401  (shared fixtures)
+from tests.signalserver.conftest import ARTIFACTS, shoot
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -49,7 +49,7 @@ def sign_in(tab, url: str) -> None:
     tab.get_by_role("heading", name="Dashboard").wait_for()
 
 
-def test_the_charts_draw_the_last_day(site, page, day):  # noqa: F811
+def test_the_charts_draw_the_last_day(site, page, day):
     sign_in(page, site)
     charts = page.locator("#charts")
     charts.get_by_text("Emails per hour").wait_for()
@@ -64,7 +64,7 @@ def test_the_charts_draw_the_last_day(site, page, day):  # noqa: F811
     shoot(page, "dashboard-with-charts")
 
 
-def test_the_charts_fit_a_phone(site, chromium, day):  # noqa: F811
+def test_the_charts_fit_a_phone(site, chromium, day):
     context = chromium.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     phone = context.new_page()
     sign_in(phone, site)

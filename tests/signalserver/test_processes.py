@@ -83,7 +83,8 @@ def test_serve_runs_web_and_worker_and_stops_both_on_sigterm(stop_process):
     assert leftovers == []
 
 
-def test_serve_without_background_tasks_runs_only_the_web_server(stop_process):
+def serve_web_only(stop_process: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """`manage.py serve` in development mode without the job cluster, its output captured."""
     port = free_port()
     env = base_env(
         DEBUG="true",
@@ -98,6 +99,11 @@ def test_serve_without_background_tasks_runs_only_the_web_server(stop_process):
     )
     stop_process.append(proc)
     wait_for_http(f"http://127.0.0.1:{port}/health/live", proc=proc)
+    return proc
+
+
+def test_serve_without_background_tasks_runs_only_the_web_server(stop_process):
+    proc = serve_web_only(stop_process)
     time.sleep(3)
     assert not WorkerHeartbeat.objects.exists()
     proc.send_signal(signal.SIGTERM)
@@ -118,3 +124,32 @@ def test_ping_reports_missing_required_variables_in_development():
     body = json.loads(result.stdout.strip().splitlines()[-1])
     assert body["required_vars_present"] is False
     assert body["missing_vars"] == ["SECRET_KEY", "ALLOWED_HOSTS"]
+
+
+def test_serve_prints_a_createsuperuser_command_that_works_as_printed_until_a_user_exists(stop_process):
+    from django.contrib.auth.models import User
+
+    from signalserver.management.commands.serve import createsuperuser_hint
+
+    database = child_database_env()
+    proc = serve_web_only(stop_process)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=40)
+    printed = proc.stdout.read().decode()  # type: ignore[union-attr]
+    [command] = [line.strip() for line in printed.splitlines() if line.strip().endswith(" createsuperuser")]
+    assert command.startswith("DEBUG=true ")
+    # Pasted into a shell elsewhere, with nothing of ours in its environment (but the database
+    # URL, which a developer on PostgreSQL has exported).
+    shell_env = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SUPERUSER_USERNAME": "admin",
+        "DJANGO_SUPERUSER_PASSWORD": "a long enough password 42",
+        "DJANGO_SUPERUSER_EMAIL": "admin@example.com",
+        **({"DATABASE_URL": database["DATABASE_URL"]} if database["DATABASE_URL"] else {}),
+    }
+    created = subprocess.run(
+        ["bash", "-c", command + " --noinput"], env=shell_env, cwd="/", capture_output=True, text=True, timeout=60
+    )
+    assert created.returncode == 0, created.stderr
+    assert User.objects.filter(username="admin", is_superuser=True).exists()
+    assert createsuperuser_hint() == ""  # printed no more once a user exists

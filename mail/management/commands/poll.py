@@ -59,7 +59,7 @@ class Command(BaseCommand):
         try:
             created = run_once(box, self.stop, ignore_schedule=ignore_schedule)
         except imap.IMAP_ERRORS as e:
-            raise CommandError(f"{box}: {imap.describe(e)}") from e
+            raise CommandError(f"{box}: {imap.explain(e, box)} ({imap.technical(e)})") from e
         if created is None:
             self.stdout.write(f"{box}: another poller holds the lease ({holder(box.lease_name)}); skipped")
             return

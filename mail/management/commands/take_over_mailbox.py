@@ -28,7 +28,7 @@ class Command(BaseCommand):
         except TakeOverRefused as e:
             raise CommandError(str(e)) from None
         except imap.IMAP_ERRORS as e:
-            raise CommandError(f"cannot read {mailbox}: {imap.describe(e)}") from None
+            raise CommandError(f"cannot read {mailbox}: {imap.explain(e, mailbox)}") from None
         self.stdout.write(
             f"{mailbox}: {result.history} message(s) up to UID {result.last_read_uid} are history and will not be"
             f" processed; the first poll records the {result.to_process} unread message(s) after it."

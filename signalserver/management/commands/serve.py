@@ -13,6 +13,7 @@ import ctypes
 import json
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -101,6 +102,21 @@ def collect_static_files(stdout: Any) -> None:
         ) from None
 
 
+def createsuperuser_hint() -> str:
+    """How to create the first admin user, as a command that works when pasted into a shell;
+    nothing once a user exists."""
+    from django.contrib.auth import get_user_model
+
+    if get_user_model().objects.exists():
+        return ""
+    env = "DEBUG=true " if settings.DEBUG else ""  # without it, the command asks for SECRET_KEY
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3") and Path(database["NAME"]) != settings.BASE_DIR / "var" / "db.sqlite3":
+        env += f"SQLITE_PATH={shlex.quote(str(database['NAME']))} "
+    command = f"{shlex.quote(sys.executable)} {shlex.quote(str(settings.BASE_DIR / 'manage.py'))} createsuperuser"
+    return f"No admin user yet; create one with:\n  {env}{command}\n"
+
+
 class Command(BaseCommand):
     help = "Migrate, then run the web server and/or the job cluster (SIGNALSERVER_ROLE=web|worker|all)."
 
@@ -121,7 +137,7 @@ class Command(BaseCommand):
                 self.stdout,
                 f"signalserver is starting on http://127.0.0.1:{settings.PORT}/ "
                 f"(role={role}, background tasks={'on' if len(argvs) > 1 or role == 'worker' else 'off'})",
-                f"Create an admin user with: {sys.executable} manage.py createsuperuser",
+                *createsuperuser_hint().splitlines(),
             )
         self.stdout.flush()
         current = release_current()

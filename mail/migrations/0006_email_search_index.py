@@ -41,7 +41,7 @@ def run(statements: dict[str, list[str]]):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("mail", "0004_observability_counters")]
+    dependencies = [("mail", "0005_observability_counters")]
 
     operations = [
         migrations.RunPython(

@@ -6,8 +6,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('delivery', '0004_backlog_lane'),
-        ('mail', '0006_decision_list_order'),
+        ('delivery', '0005_operator_trust'),
+        ('mail', '0007_decision_list_order'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mail', '0005_email_search_index'),
+        ('mail', '0006_email_search_index'),
     ]
 
     operations = [

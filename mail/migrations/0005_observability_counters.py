@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mail', '0003_gmail_push_ingress'),
+        ('mail', '0004_operator_trust'),
     ]
 
     operations = [
