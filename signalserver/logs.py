@@ -21,7 +21,9 @@ _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", 
 # request logs must carry neither.
 _MAGIC_PATH = re.compile(r"(/login/magic/)[^\s/?#'\"]+")
 _SECRET_PARAM = re.compile(
-    r"([?&](?:token|access_token|key|api_key|secret|password|signature|sig|code)=)[^&\s#'\"]+", re.IGNORECASE
+    # A value already masked (deploy secrets are shown as ***) is left as it is.
+    r"([?&](?:token|access_token|key|api_key|secret|password|signature|sig|code)=)(?!\*\*\*)[^&\s#'\"]+",
+    re.IGNORECASE,
 )
 
 

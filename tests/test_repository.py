@@ -67,7 +67,14 @@ def test_a_skip_is_a_failure_where_every_test_must_run(tmp_path):
     probe.write_text("import pytest\n\ndef test_needs_a_server():\n    pytest.skip('no server here')\n")
     command = [sys.executable, "-m", "pytest", "-c", "pyproject.toml", "--rootdir", str(ROOT)]
     command += ["-p", "tests.conftest", "-q", str(probe)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": "", "REDIS_URL": ""}
+    # Its own artifacts directory: the run log of this session must not be truncated by the inner one.
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": "",
+        "REDIS_URL": "",
+        "TEST_ARTIFACTS_DIR": str(tmp_path),
+    }
     strict = subprocess.run(command, cwd=ROOT, env={**env, "REQUIRE_ALL_TESTS": "true"}, capture_output=True, text=True)
     assert (
         strict.returncode == 1
