@@ -38,7 +38,7 @@ class MailboxForm(forms.ModelForm):  # type: ignore[type-arg]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.initial["password"] = ""
+        self.initial["password"] = ""  # never shown back  # nosec B105
 
     def clean_password(self) -> str:
         password: str = self.cleaned_data["password"]

@@ -105,7 +105,7 @@ def latency_histograms_by_hour(
     bounds = [("delivered_at >= %s", since), ("delivered_at < %s", until)]
     where = " AND ".join(["status = 'delivered' AND delivered_at IS NOT NULL"] + [c for c, v in bounds if v])
     sql = (
-        f"WITH t AS MATERIALIZED (SELECT {hour} AS h, {seconds} AS s "  # noqa: S608  # nosec B608 (no user input in the SQL)
+        f"WITH t AS MATERIALIZED (SELECT {hour} AS h, {seconds} AS s "  # noqa: S608 (no user input in the SQL)  # nosec B608
         f"FROM {Delivery._meta.db_table} WHERE {where}) "
         f"SELECT h, {buckets}, COUNT(*), COALESCE(SUM(s), 0) FROM t GROUP BY h"
     )
@@ -137,7 +137,7 @@ def quantile(q: float, cumulative: Sequence[int]) -> float | None:
 
 def per_hour(rows: QuerySet[Any], column: str, key: str, since: dt.datetime) -> dict[tuple[int, str], int]:
     """Rows since `since` counted per (epoch hour of `column`, `key`)."""
-    hour = RawSQL(_epoch_hour(column), [])  # noqa: S611  # nosec B611 (a column name of ours)
+    hour = RawSQL(_epoch_hour(column), [])  # noqa: S611 (a column name of ours)  # nosec B611
     recent = rows.filter(**{f"{column}__gte": since}).annotate(hour=hour)
     return {(int(hour), value): n for (hour, value), n in count_by(recent, "hour", key).items()}
 

@@ -53,7 +53,7 @@ def test_one_failure_in_a_batch_retries_only_that_delivery(box, endpoint, schedu
     assert statuses == {first.pk: "delivered", failing.pk: "pending", third.pk: "delivered"}
     failing.refresh_from_db()
     assert failing.attempt_count == 1 and "HTTP 503" in failing.last_error
-    assert failing.email.decision == "accepted"  # not delivered yet, nor failed
+    assert failing.email.decision == "retrying"  # not delivered yet, nor failed
 
 
 def test_while_the_receiver_answers_at_once_a_batch_goes_one_request_at_a_time(

@@ -104,7 +104,7 @@ def test_an_unreachable_hook_is_a_failure_with_the_reason(render, settings):
     settings.RENDER_DEPLOY_HOOK_URL = f"{render.base_url.rsplit(':', 1)[0]}:1/deploy/{SERVICE}?key={HOOK_KEY}"
     settings.RENDER_API_BASE_URL = render.base_url.rsplit(":", 1)[0] + ":1"
     deployment = deploy()
-    assert deployment.status == "failed" and "ConnectionError" in deployment.output
+    assert deployment.status == "failed" and "127.0.0.1:1 refused the connection" in deployment.output
     assert HOOK_KEY not in deployment.output and "key=***" in deployment.output
 
 

@@ -173,7 +173,7 @@ def test_a_network_error_is_a_failure_with_its_reason(make_api, box, settings):
     switch.sync()
     toggle = ScenarioToggle.objects.get(scenario="autorepondeur")
     assert toggle.status == "failed" and toggle.status_code is None
-    assert "ConnectionError" in toggle.last_error
+    assert "refused the connection" in toggle.last_error
 
 
 def test_a_failed_stop_no_longer_wanted_is_superseded_and_the_start_sent_again(make_api, box, time_machine):

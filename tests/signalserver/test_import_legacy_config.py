@@ -225,7 +225,8 @@ def test_a_regex_that_re2_cannot_run_is_reported_and_the_other_rules_kept(tmp_pa
         ]
     }
     output = run("--from-dir", str(documents_dir(tmp_path, routing_rules=rules)), "--verify")
-    assert "Routing rule 'lookahead': Invalid regular expression" in output
+    assert "Routing rule 'lookahead': RE2, the regular-expression engine used here" in output
+    assert "has no look-ahead" in output
     assert list(RoutingRule.objects.values_list("name", "order")) == [("plain", 2)]
 
 
