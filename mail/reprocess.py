@@ -37,7 +37,7 @@ def reprocess(email_ids: Iterable[int]) -> list[str]:
 
 def reprocess_one(email_id: int) -> str:
     with transaction.atomic():
-        email = Email.objects.select_for_update().select_related("mailbox").filter(pk=email_id).first()
+        email = Email.objects.select_for_update(of=("self",)).select_related("mailbox").filter(pk=email_id).first()
         if email is None:
             return f"Email {email_id} no longer exists."
         if email.decision == "skipped_sender" and rules_of(email).sender_allowed(email.sender):

@@ -352,3 +352,22 @@ def test_the_readme_check_push_is_recorded_and_not_sent(app):
     assert (first["status"], first["decision"]) == ("queued", "skipped_no_links")
     assert push({**check, "body": "<p>check</p>"}).json()["status"] == "already_processed"
     assert not Delivery.objects.exists()
+
+
+def test_a_pushed_order_skipped_for_want_of_an_endpoint_goes_out_once_reprocessed(
+    app, webhook_receiver, django_capture_on_commit_callbacks
+):
+    from mail.reprocess import reprocess
+
+    Endpoint.objects.update(is_default=False)
+    assert push().json()["status"] == "queued"
+    email = Email.objects.get(source="gmail_push")
+    assert email.mailbox is None and email.decision == "skipped_no_endpoint"
+    Endpoint.objects.update(is_default=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        reprocess([email.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        reprocess([email.pk])  # again: nothing new to send
+    email.refresh_from_db()
+    assert email.decision == "delivered" and Delivery.objects.filter(email=email).count() == 1
+    assert len(webhook_receiver.received) == 1
