@@ -162,9 +162,16 @@ class Poller:
         return bool(self._successor) or now >= self.until + HANDOVER_GRACE_SECONDS
 
     def keep_waiting(self) -> bool:
-        """Whether a wait for mail may go on: not when stopped, asked to fetch, or over."""
+        """Whether a wait for mail may go on: not when stopped, asked to fetch, over, or when the
+        admin disabled, deleted or re-pointed the mailbox."""
         self.watch()
-        return self._wake is None and not self.over()
+        return self._wake is None and not self.over() and not self._edited()
+
+    def _edited(self) -> bool:
+        """True when the mailbox row no longer says what this session serves (read once a second)."""
+        fields = ("enabled", *CONNECTION_FIELDS)
+        row = Mailbox.objects.filter(pk=self.mailbox.pk).values_list(*fields).first()
+        return row != tuple(getattr(self.mailbox, f) for f in fields)
 
     def sleep(self, seconds: float) -> None:
         """Wait up to `seconds`, renewing the lease; ends early on stop, a wake-up or the session's end."""
