@@ -303,7 +303,8 @@ def panel(now: dt.datetime | None = None) -> str:
     except (redis.RedisError, ConnectionInterrupted) as e:
         logger.warning("Dashboard: the cache is unavailable (%s); charts computed for this page only", e)
         return render_panel(now)
-    return mark_safe(found)  # noqa: S308  # nosec B308 B703: our autoescaped template's output, kept as text
+    html: str = mark_safe(found)  # noqa: S308  # nosec B308 B703: our autoescaped template's output, kept as text
+    return html
 
 
 def render_panel(now: dt.datetime) -> str:

@@ -124,10 +124,10 @@ def test_the_charts_are_computed_once_per_period_and_shared_through_the_cache(br
     assert chart_queries() == 3  # emails and deliveries per hour, time to delivery
     make_email(box, decision="failed", received_at=at(0, 1))
     assert chart_queries() == 0
-    assert "Emails per hour <span class=\"muted small\">1 in 24 h" in charts.panel()  # within the minute, cached
+    assert 'Emails per hour <span class="muted small">1 in 24 h' in charts.panel()  # within the minute, cached
     time_machine.move_to(NOW + dt.timedelta(seconds=61), tick=False)
     assert chart_queries() == 3
-    assert "Emails per hour <span class=\"muted small\">2 in 24 h" in charts.panel()
+    assert 'Emails per hour <span class="muted small">2 in 24 h' in charts.panel()
 
 
 def test_the_dashboard_draws_its_charts_when_the_cache_is_down(browser, box, settings, monkeypatch, caplog):

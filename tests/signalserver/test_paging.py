@@ -41,7 +41,7 @@ def test_the_count_stops_at_the_bound_and_says_so(sixty, monkeypatch):
     assert paginator.count_label == "30+" and paginator.pages_label == "4+"
 
 
-def test_a_page_beyond_the_bound_is_found_by_its_keys_and_counts_nothing_more(sixty, monkeypatch, django_assert_num_queries):
+def test_a_page_beyond_the_bound_is_read_by_its_keys_without_a_count(sixty, monkeypatch, django_assert_num_queries):
     monkeypatch.setattr(paging, "COUNT_BOUND", 30)
     far = BoundedPaginator(newest_first(), 10)
     with django_assert_num_queries(2):  # the page's keys, then its rows
