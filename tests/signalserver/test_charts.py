@@ -105,7 +105,8 @@ def test_the_dashboard_query_count_is_the_same_at_100000_emails(browser):
     seed(100_000 - 300, days=60)
     assert [queries(view) for view in views] == few
     # Far pages, beyond the count's bound, are read by their keys alone: no count at all.
-    assert queries("?decision=delivered&page=2000") == queries("?q=Lot&page=50") == few[0] - 1
+    assert queries("?q=Lot&page=50") == few[1] - 1
+    assert queries("?decision=delivered&page=2000") == few[3] - 1
 
 
 def test_the_charts_are_computed_once_per_period_and_shared_through_the_cache(browser, box, settings, time_machine):
