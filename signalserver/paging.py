@@ -1,10 +1,10 @@
 """Pages of a long history whose cost does not grow with it.
 
-`BoundedPaginator` counts at most a bound of rows (1,000, or a page beyond the one asked
-for), so the count of a search or a filter stops early instead of visiting every match; it
-says when the count was cut. A page is found by its primary keys first, from the index that
-orders the list, then only those 25 rows are read: skipping to page 2,000 walks index
-entries, not rows.
+`BoundedPaginator` reads a page by its primary keys first, from the index that orders the
+list, one key more than the page holds (which tells whether more follow), then only those
+rows. Near the top of the list it counts the rows up to a bound (1,000) and says when the
+count was cut; beyond the bound it counts nothing more: the keys of the page already say
+how far the list goes at least, so skipping to page 2,000 walks the index once, not twice.
 """
 
 from __future__ import annotations
@@ -19,19 +19,17 @@ COUNT_BOUND = 1_000
 
 
 class BoundedPaginator(Paginator[Any]):
-    def __init__(self, object_list: QuerySet[Any], per_page: int, page_hint: object = None) -> None:
+    def __init__(self, object_list: QuerySet[Any], per_page: int) -> None:
         super().__init__(object_list, per_page)
-        try:
-            wanted = max(int(str(page_hint)), 1)
-        except ValueError:
-            wanted = 1
-        # One row beyond the bound (or beyond the page after the one asked for) tells "more".
-        self.bound = max(COUNT_BOUND, (wanted + 1) * per_page) + 1
+        self.bound = COUNT_BOUND + 1  # one row beyond the bound tells "more"
+
+    @property
+    def rows(self) -> QuerySet[Any]:
+        return self.object_list  # type: ignore[return-value]
 
     @cached_property
     def count(self) -> int:
-        rows: QuerySet[Any] = self.object_list  # type: ignore[assignment]
-        return int(rows.order_by().values("pk")[: self.bound].count())
+        return int(self.rows.order_by().values("pk")[: self.bound].count())
 
     @property
     def exact(self) -> bool:
@@ -40,16 +38,35 @@ class BoundedPaginator(Paginator[Any]):
 
     @property
     def count_label(self) -> str:
-        return f"{self.count}" if self.exact else f"{self.bound - 1}+"
+        return f"{self.count}" if self.exact else f"{self.count - 1}+"
 
     @property
     def pages_label(self) -> str:
-        return f"{self.num_pages}" if self.exact else f"{-(-(self.bound - 1) // self.per_page)}+"
+        return f"{self.num_pages}" if self.exact else f"{self.num_pages}+"
+
+    def get_page(self, number: object) -> Page[Any]:
+        """The page asked for; the first one for a page that is not a number, the last one for
+        a page beyond the end (as Django's own paginator does)."""
+        try:
+            wanted = max(int(str(number)), 1)
+        except ValueError:
+            wanted = 1
+        bottom = (wanted - 1) * self.per_page
+        keys = list(self.rows.values_list("pk", flat=True)[bottom : bottom + self.per_page + 1])
+        if not keys and wanted > 1:
+            return self._last_page(bottom)
+        if bottom + len(keys) >= self.bound:
+            # Beyond the bound: the list goes at least this far (and further, with the extra key).
+            self.bound = bottom + self.per_page + 1
+            self.__dict__["count"] = bottom + len(keys)
+        page = keys[: self.per_page]
+        found = {row.pk: row for row in self.rows.filter(pk__in=page)}
+        return Page([found[key] for key in page if key in found], wanted, self)
 
     def page(self, number: int | str) -> Page[Any]:
-        number = self.validate_number(number)
-        bottom = (number - 1) * self.per_page
-        rows: QuerySet[Any] = self.object_list  # type: ignore[assignment]
-        keys = list(rows.values_list("pk", flat=True)[bottom : bottom + self.per_page])
-        found = {row.pk: row for row in rows.filter(pk__in=keys)}
-        return Page([found[key] for key in keys if key in found], number, self)
+        return self.get_page(number)
+
+    def _last_page(self, beyond: int) -> Page[Any]:
+        self.bound = max(self.bound, beyond + 1)
+        self.__dict__.pop("count", None)
+        return self.get_page(max(self.num_pages, 1))

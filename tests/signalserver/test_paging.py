@@ -1,4 +1,4 @@
-"""Pages of the email list: bounded counts, and far pages read by their keys."""
+"""Pages of the email list: bounded counts, and far pages read by their keys without a count."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def newest_first():
 
 
 def test_pages_hold_the_same_rows_in_the_same_order_as_slicing(sixty):
-    paginator = BoundedPaginator(newest_first(), 25, "2")
+    paginator = BoundedPaginator(newest_first(), 25)
     assert [e.pk for e in paginator.get_page("2")] == [e.pk for e in newest_first()[25:50]]
     assert [e.pk for e in paginator.get_page("3")] == [e.pk for e in newest_first()[50:60]]
     assert paginator.count == 60 and paginator.exact and paginator.count_label == "60"
@@ -35,16 +35,29 @@ def test_pages_hold_the_same_rows_in_the_same_order_as_slicing(sixty):
 
 def test_the_count_stops_at_the_bound_and_says_so(sixty, monkeypatch):
     monkeypatch.setattr(paging, "COUNT_BOUND", 30)
-    paginator = BoundedPaginator(newest_first(), 10, "1")
+    paginator = BoundedPaginator(newest_first(), 10)
+    paginator.get_page("1")
     assert paginator.count == 31 and not paginator.exact
-    assert paginator.count_label == "30+" and paginator.pages_label == "3+"
-    # A page beyond the bound raises it: the page asked for, and the next one, are counted.
-    far = BoundedPaginator(newest_first(), 10, "5")
-    assert far.count == 60 and far.exact
-    assert [e.pk for e in far.get_page("5")] == [e.pk for e in newest_first()[40:50]]
-    assert far.get_page("5").has_next()
+    assert paginator.count_label == "30+" and paginator.pages_label == "4+"
 
 
-def test_a_page_out_of_range_or_not_a_number_falls_back_like_django(sixty):
-    assert BoundedPaginator(newest_first(), 25, "99").get_page("99").number == 3
-    assert BoundedPaginator(newest_first(), 25, "x").get_page("x").number == 1
+def test_a_page_beyond_the_bound_is_read_by_its_keys_without_a_count(sixty, monkeypatch, django_assert_num_queries):
+    monkeypatch.setattr(paging, "COUNT_BOUND", 30)
+    far = BoundedPaginator(newest_first(), 10)
+    with django_assert_num_queries(2):  # the page's keys, then its rows
+        page = far.get_page("5")
+        assert far.count_label == "50+" and far.pages_label == "6+"
+    assert [e.pk for e in page] == [e.pk for e in newest_first()[40:50]]
+    assert page.has_next() and page.has_previous()
+    last = BoundedPaginator(newest_first(), 10)
+    page = last.get_page("6")
+    assert [e.pk for e in page] == [e.pk for e in newest_first()[50:60]]
+    assert last.exact and last.count_label == "60" and not page.has_next()
+
+
+def test_a_page_out_of_range_or_not_a_number_falls_back_like_django(sixty, monkeypatch):
+    assert BoundedPaginator(newest_first(), 25).get_page("99").number == 3
+    assert BoundedPaginator(newest_first(), 25).get_page("x").number == 1
+    assert BoundedPaginator(newest_first(), 25).get_page("-4").number == 1
+    monkeypatch.setattr(paging, "COUNT_BOUND", 30)
+    assert [e.pk for e in BoundedPaginator(newest_first(), 10).get_page("99")] == [e.pk for e in newest_first()[50:60]]
