@@ -12,6 +12,8 @@ exactly as the stdlib does goes to the stdlib parser instead.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import email
 import email.errors
@@ -141,12 +143,33 @@ def _is_attachment(part: email.message.Message) -> bool:
 
 def _payload_bytes(part: email.message.Message) -> bytes:
     encoded = part.get_payload()
-    if str(part.get("Content-Transfer-Encoding", "")).strip().lower() == "base64" and isinstance(encoded, str):
+    cte = str(part.get("Content-Transfer-Encoding", ""))
+    if cte.strip().lower() == "base64" and isinstance(encoded, str):
         if _NOT_BASE64_RE.search(encoded, 0, 2048):
             # Mislabelled: plain text declared as base64. Decoding would turn it to noise.
             return encoded.encode("utf-8", "surrogateescape")
+        if cte.lower() == "base64" and encoded.isascii():
+            return base64_payload(encoded)
     payload = part.get_payload(decode=True)
     return payload if isinstance(payload, bytes) else b""
+
+
+def base64_payload(encoded: str) -> bytes:
+    """What `get_payload(decode=True)` returns for an ASCII base64 payload, with fewer copies.
+
+    The stdlib encodes the text, splits it into lines, joins them and decodes (its
+    `email._encoded_words.decode_b`): four copies of a part that is megabytes long in a
+    large message. Same steps here, the line breaks dropped in one copy; the fallbacks are
+    the stdlib's, in its order (`tests/mail/test_parsing.py` compares the two).
+    """
+    data = encoded.encode("ascii").translate(None, b"\r\n")
+    padding = b"==="[: 4 - len(data) % 4] if len(data) % 4 else b""
+    for attempt, strict in ((padding, True), (b"", False), (b"==", False)):
+        try:
+            return base64.b64decode(data + attempt if attempt else data, validate=strict)
+        except binascii.Error:
+            continue
+    return data  # cannot be decoded: the stdlib gives the encoded bytes back
 
 
 def _charset(part: email.message.Message) -> str | None:
@@ -184,47 +207,55 @@ _NEWLINE_RE = re.compile(rb"\r?\n")
 SLIM_ABOVE_BYTES = 2 * 1024 * 1024
 
 
-def without_attachment_bodies(raw: bytes | bytearray) -> bytes | bytearray:
+def without_attachment_bodies(raw: bytes | bytearray) -> bytes:
     """The message with the bodies of its non-text leaf parts removed, found by boundaries.
 
-    Works on offsets into `raw`, so the large parts it drops are never copied.
+    Works on offsets into `raw` and collects views of the pieces it keeps, so they are
+    copied once (into the result) and the large parts it drops never are.
     """
-    return _slim(raw, 0, len(raw))
+    out: list[bytes | memoryview] = []
+    _slim(raw, memoryview(raw), 0, len(raw), out)
+    return b"".join(out)
 
 
-def _slim(raw: bytes | bytearray, start: int, end: int) -> bytes | bytearray:
+def _slim(raw: bytes | bytearray, view: memoryview, start: int, end: int, out: list[bytes | memoryview]) -> None:
+    """Append the pieces of `raw[start:end]` to keep to `out` (views of `raw` where possible)."""
     header_end = _HEADER_END_RE.search(raw, start, end)
     if header_end is None:
-        return raw[start:end]
-    head = raw[start : header_end.end()]
+        out.append(view[start:end])
+        return
+    head = bytes(view[start : header_end.end()])
     msg = email.parser.BytesHeaderParser().parsebytes(head)
     maintype = msg.get_content_maintype()
     if maintype in ("text", "message") or not msg.keys():
-        return raw[start:end]
+        out.append(view[start:end])
+        return
     if maintype != "multipart":
-        return head + b"\r\n"
+        out += [head, b"\r\n"]
+        return
     boundary = msg.get_boundary()
     if not boundary:
-        return raw[start:end]
+        out.append(view[start:end])
+        return
     delimiter = b"--" + boundary.encode("ascii", "replace")
     at = raw.find(delimiter, header_end.end(), end)
     if at < 0:
-        return raw[start:end]
-    out = [head, raw[header_end.end() : at]]
+        out.append(view[start:end])
+        return
+    out += [head, view[header_end.end() : at]]
     while at >= 0:
         body_start = at + len(delimiter)
         following = raw.find(delimiter, body_start, end)
         body_end = following if following >= 0 else end
         out.append(delimiter)
         if raw.startswith(b"--", body_start):  # the closing delimiter and the epilogue
-            out.append(raw[body_start:end])
+            out.append(view[body_start:end])
             break
         newline = _NEWLINE_RE.match(raw, body_start)
         part_start = newline.end() if newline else body_start
-        out.append(raw[body_start:part_start])
-        out.append(_slim(raw, part_start, body_end))
+        out.append(view[body_start:part_start])
+        _slim(raw, view, part_start, body_end, out)
         at = following
-    return b"".join(out)
 
 
 class _Unusual(Exception):
@@ -261,7 +292,8 @@ def _split(raw: bytes | bytearray, start: int, end: int, depth: int) -> email.me
     if maintype == "message" or depth > _MAX_DEPTH:
         raise _Unusual
     if maintype != "multipart":
-        msg.set_payload(bytes(raw[body_start:end]).decode("ascii", "surrogateescape"))
+        # Decoded from a view: the part's bytes are not copied before they become text.
+        msg.set_payload(str(memoryview(raw)[body_start:end], "ascii", "surrogateescape"))
         return msg
     boundary = msg.get_boundary()
     if not boundary or msg.get_content_subtype() == "digest":
@@ -297,12 +329,17 @@ def _part_ranges(raw: bytes | bytearray, start: int, end: int, delimiter: bytes)
     return ranges
 
 
+def _message_tree(raw: bytes | bytearray) -> email.message.Message:
+    """The parsed message; the slimmed copy of a large one is dropped once the tree is built."""
+    source = without_attachment_bodies(raw) if len(raw) > SLIM_ABOVE_BYTES else raw
+    return split_message(source) or email.message_from_bytes(source)
+
+
 def parse_message(raw: bytes | bytearray, max_html_bytes: int = 1024 * 1024) -> ParsedMessage:
-    if not raw.strip():
+    if not raw or raw.isspace():  # not raw.strip(), which would copy the whole message
         raise UnparseableMessage("empty message")
     try:
-        source = without_attachment_bodies(raw) if len(raw) > SLIM_ABOVE_BYTES else raw
-        msg = split_message(source) or email.message_from_bytes(source)
+        msg = _message_tree(raw)
         subject = decode_header_value(msg.get("Subject"))
         sender_raw = decode_header_value(msg.get("From"))
         date_header = decode_header_value(msg.get("Date"))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import email.message
 import hashlib
+import string
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mail.parsing import UnparseableMessage, clean_sender, decode_header_value, parse_message
+from mail.parsing import UnparseableMessage, base64_payload, clean_sender, decode_header_value, parse_message
 from tests.mail.corpus import eml
 
 
@@ -71,9 +75,10 @@ def test_html_is_capped_but_plain_text_is_not():
     assert len(parsed.body_html) == 1000 and parsed.html_truncated
 
 
-def test_an_empty_message_is_unparseable():
+@pytest.mark.parametrize("raw", [b"", b"  \r\n", bytearray(b"\t\x0b\x0c\r\n ")])
+def test_an_empty_message_is_unparseable(raw):
     with pytest.raises(UnparseableMessage):
-        parse_message(b"  \r\n")
+        parse_message(raw)
 
 
 def test_sender_is_the_first_address_lower_cased():
@@ -114,3 +119,37 @@ def test_large_messages_are_parsed_without_their_attachment_bodies(monkeypatch):
     parsed = parse_message(raw)
     assert "Abcd1" in parsed.body_plain and parsed.body_html == "<p>voir</p>"
     assert "Hidden9" not in parsed.text
+    monkeypatch.setattr(parsing, "SLIM_ABOVE_BYTES", len(raw))
+    assert parse_message(raw) == parsed  # what is read is what the whole message gives
+
+
+def _stdlib_decoded(encoded):
+    part = email.message.Message()
+    part["Content-Transfer-Encoding"] = "base64"
+    part.set_payload(encoded)
+    return part.get_payload(decode=True)
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        "",
+        "aGVsbG8gd29ybGQ=\r\n",
+        "aGVs\r\nbG8g\nd29y\rbGQ=",  # CRLF, LF and bare CR line breaks
+        "aGVsbG8gd29ybGQ",  # padding missing
+        "aGVsbG8gd29ybG",  # one padding character missing
+        "aGVsbG8gd29ybGQ=a",  # one character too many: cannot be decoded
+        "aGVs bG8g\td29y\x0bbGQ=",  # other white space
+        "aGVs!bG8gd29ybGQ=",  # a character outside the alphabet
+        "aGVs=bG8gd29ybGQ=",  # padding in the middle
+        "aGVsbG8gd29ybGQ===",  # too much padding
+    ],
+)
+def test_base64_bodies_decode_as_with_the_stdlib(encoded):
+    assert base64_payload(encoded) == _stdlib_decoded(encoded)
+
+
+@settings(max_examples=500, deadline=None)
+@given(encoded=st.text(alphabet=string.ascii_letters + string.digits + "+/=\r\n \t\x0b\x0c!-", max_size=200))
+def test_any_ascii_base64_body_decodes_as_with_the_stdlib(encoded):
+    assert base64_payload(encoded) == _stdlib_decoded(encoded)

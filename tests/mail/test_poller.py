@@ -438,3 +438,83 @@ def test_a_failed_fetch_still_finishes_the_batch_being_inserted_and_loses_nothin
     call_command("poll", once=True)
     assert Email.objects.count() == 9
     assert sorted(Email.objects.values_list("message_id", flat=True)) == [f"<order{n}@x>" for n in range(9)]
+
+
+def _large_message() -> bytes:
+    from email.mime.application import MIMEApplication
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+
+    m = MIMEMultipart("mixed")
+    m.attach(MIMEText("Voici les photos https://fromsmash.com/Big1x", "plain", "utf-8"))
+    m.attach(MIMEText("<p>" + "lot à faire " * 2000 + "</p>", "html", "utf-8"))
+    m.attach(MIMEApplication(os.urandom(60_000), "zip", Name="photos.zip"))
+    m["Subject"], m["From"], m["Message-ID"] = "Gros envoi", "missions@media-solution.example", "<big@x>"
+    return m.as_bytes()
+
+
+def _server_copy(imap: ImapAccount) -> tuple[int, bytes]:
+    client = imap.client()
+    try:
+        client.select_folder("INBOX", readonly=True)
+        [uid] = client.search(["ALL"])
+        return uid, client.fetch([uid], ["BODY.PEEK[]"])[uid][b"BODY[]"]
+    finally:
+        client.logout()
+
+
+def test_a_large_message_fetched_in_parts_is_recorded_and_stored_byte_for_byte(mailbox, imap, monkeypatch):
+    from mail import poller
+    from mail.models import RawMessage
+    from mail.parsing import parse_message
+
+    monkeypatch.setattr(poller, "BATCH_BYTES", 20_000)  # above this a message is fetched in parts
+    monkeypatch.setattr(poller, "CHUNK_BYTES", 7_000)
+    monkeypatch.setattr(RawMessage, "CHUNK_BYTES", 16_384)
+    imap.append(_large_message())
+    _, raw = _server_copy(imap)
+    call_command("poll", once=True)
+    email = Email.objects.get()
+    assert RawMessage.objects.filter(email=email).count() == -(-len(raw) // 16_384) > 1
+    assert RawMessage.read(email.pk) == raw
+    assert (email.size, email.text) == (len(raw), parse_message(raw).text)
+    assert email.links == [{"provider": "fromsmash", "raw_url": "https://fromsmash.com/Big1x"}]
+
+
+@pytest.mark.parametrize("announced", [0, 1, 10_000])
+def test_a_message_fetched_in_parts_is_the_whole_message_when_its_size_was_overstated(imap, monkeypatch, announced):
+    from mail import poller
+
+    monkeypatch.setattr(poller, "CHUNK_BYTES", 7_000)
+    imap.append(_large_message())
+    uid, raw = _server_copy(imap)
+    client = imap.client()
+    try:
+        client.select_folder("INBOX", readonly=True)
+        fetched = poller.fetch_in_chunks(client, uid, len(raw) + announced if announced else len(raw))
+    finally:
+        client.logout()
+    assert fetched == raw
+
+
+def test_fetched_messages_are_not_formatted_for_a_debug_log_nobody_records(mailbox, imap):
+    from mail import imap as mail_imap
+
+    imap.append(_large_message())
+    with mail_imap.connect(mailbox) as client:
+        client.select_folder("INBOX", readonly=True)
+        formatted: list[str] = []
+        client._imap._mesg = formatted.append
+        client.fetch(client.search(["ALL"]), ["BODY.PEEK[]"])
+    assert formatted == []
+
+
+def test_with_imaplib_debug_logging_on_the_exchange_is_logged(mailbox, caplog):
+    import logging
+
+    from mail import imap as mail_imap
+
+    caplog.set_level(logging.DEBUG, logger="imapclient.imaplib")
+    with mail_imap.connect(mailbox) as client:
+        client.select_folder("INBOX", readonly=True)
+    assert any("SELECT" in r.getMessage() for r in caplog.records if r.name == "imapclient.imaplib")
