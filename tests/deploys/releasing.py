@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -18,7 +19,8 @@ from tests.conftest import ROOT
 from tests.deploys.checkout import fresh_checkout
 
 # Kept between runs: the virtualenv a release installs is reused when requirements.txt is unchanged.
-RELEASES_ROOT = ROOT / "var" / "release-test"
+# RELEASE_TEST_DIR gives each of two runs side by side its own (scripts/test runs two passes so).
+RELEASES_ROOT = Path(os.environ.get("RELEASE_TEST_DIR", str(ROOT / "var" / "release-test")))
 HEALTH_LIVE = 'return JsonResponse({"status": "ok"})'
 
 

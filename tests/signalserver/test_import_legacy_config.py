@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +20,7 @@ from delivery.models import Endpoint, RoutingRule, RuleCondition, SendingSchedul
 from mail.models import GmailIngress, Mailbox
 from signalserver.legacy import values
 from signalserver.legacy.sources import masked_redis_url
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -154,14 +154,25 @@ def test_verify_fails_while_the_settings_differ_from_the_documents():
 
 
 @pytest.fixture
-def original_redis() -> Iterator[tuple[redis.Redis, str, str]]:
-    """The original's Redis store: the same documents under a prefix of its own, on the tests' Redis."""
-    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    client = redis.Redis.from_url(url)
+def original_redis(tmp_path: Path) -> Iterator[tuple[redis.Redis, str, str]]:
+    """The original's Redis store: the same documents under a prefix of its own, on a Redis server
+    of the test's own (the tests' Redis is flushed by each test of a pass that may run alongside)."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    command = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen([*command, "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
     try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip(f"no Redis at {url}")
+        yield from _documents_on(f"redis://127.0.0.1:{port}/0")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _documents_on(url: str) -> Iterator[tuple[redis.Redis, str, str]]:
+    client = redis.Redis.from_url(url)
+    wait_until(lambda: _answers(client), timeout=10, message=f"Redis at {url}")
     prefix = f"test-{uuid.uuid4().hex}:r:ss:config:"
     names = {p.stem: p for p in DEBUG_DIR.glob("*.json")}
     for name in ("webhook_config", "polling_config", "processing_prefs", "runtime_flags", "routing_rules"):
@@ -169,8 +180,14 @@ def original_redis() -> Iterator[tuple[redis.Redis, str, str]]:
     client.set(prefix + "magic_link_tokens", names["magic_links"].read_bytes())
     client.set(prefix + "webhook_logs", b"[]")
     yield client, url, prefix
-    client.delete(*client.keys(prefix.replace("[", "\\[") + "*"))
     client.close()
+
+
+def _answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
 
 
 def test_the_redis_store_imports_the_same_settings_as_the_files(original_redis):
