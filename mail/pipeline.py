@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from delivery import outbox
 from delivery.models import Delivery
-from mail import detectors, links, subjects
+from mail import detectors, inserts, links, subjects
 from mail.models import Email, GmailIngress, Mailbox, MailRules, RawMessage
 from mail.parsing import ParsedMessage, UnparseableMessage, parse_message
 
@@ -168,7 +168,8 @@ def bound_on_server() -> Iterator[None]:
 def _save_all(fresh: list[tuple[Email, Fetched]], planned: Planned) -> list[Email]:
     """Insert a batch in one transaction: rows, raw bytes, and deliveries (the outbox)."""
     with transaction.atomic(), bound_on_server():
-        emails = Email.objects.bulk_create([email for email, _ in fresh])
+        emails = [email for email, _ in fresh]
+        inserts.insert(emails, returning_pk=True)
         _store_raw(fresh)
         _store_deliveries(emails, planned)
     return emails
@@ -183,7 +184,7 @@ def _store_raw(fresh: list[tuple[Email, Fetched]]) -> None:
             RawMessage.store(email, item.raw)  # chunk by chunk: memory stays bounded
         else:
             small.extend(RawMessage.chunks(email, item.raw))
-    RawMessage.objects.bulk_create(small)
+    inserts.insert(small)
 
 
 def _store_deliveries(emails: list[Email], planned: Planned) -> None:
@@ -193,7 +194,7 @@ def _store_deliveries(emails: list[Email], planned: Planned) -> None:
             delivery.email = email
             deliveries.append(delivery)
     if deliveries:
-        Delivery.objects.bulk_create(deliveries)
+        inserts.insert(deliveries, returning_pk=True)
         transaction.on_commit(kick_delivery)
 
 

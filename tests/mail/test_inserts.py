@@ -1,0 +1,94 @@
+"""The writer's batch INSERT writes exactly the rows that Django's bulk_create writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+
+from delivery.models import Delivery, Endpoint
+from mail import inserts
+from mail.models import Email, Mailbox, RawMessage
+
+pytestmark = pytest.mark.django_db
+
+IGNORED = {"id", "identity", "email_id", "webhook_id"}
+
+
+@pytest.fixture
+def box(db) -> Mailbox:
+    return Mailbox.objects.create(name="orders", host="imap.example", username="u", password="p")
+
+
+def email(box: Mailbox, identity: str) -> Email:
+    return Email(
+        mailbox=box,
+        identity=identity,
+        email_id="0123456789abcdef",
+        uid=7,
+        uidvalidity=3,
+        message_id="<m@x>",
+        subject="Média Solution - Missions Recadrage - Lot 42 \N{EM DASH} ✓",
+        sender="missions@media-solution.example",
+        sent_at=dt.datetime(2026, 11, 3, 8, 15, 30, 123456, tzinfo=dt.UTC),
+        size=7000,
+        received_at=dt.datetime(2026, 11, 3, 8, 16, tzinfo=dt.UTC),
+        detector="recadrage",
+        delivery_time="09h00",
+        urgent=True,
+        links=[{"provider": "dropbox", "raw_url": "https://www.dropbox.com/s/a?x=1&y=é"}],
+        text="Bonjour, lot 42 à faire",
+        decision="accepted",
+        held_until=None,
+    )
+
+
+def rows(model, **filters) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in IGNORED} for row in model.objects.filter(**filters).values()]
+
+
+def test_emails_raw_bytes_and_deliveries_are_written_as_bulk_create_writes_them(box):
+    endpoint = Endpoint.objects.create(name="app", url="https://app.example/hook")
+    ours = [email(box, f"<ours{i}>") for i in range(60)]  # more rows than one SQLite statement takes
+    theirs = [email(box, f"<theirs{i}>") for i in range(60)]
+    inserts.insert(ours, returning_pk=True)
+    Email.objects.bulk_create(theirs)
+    assert all(e.pk and not e._state.adding for e in ours)
+    assert [e.pk for e in ours] == sorted(
+        Email.objects.filter(identity__startswith="<ours").values_list("pk", flat=True)
+    )
+    assert rows(Email, identity__startswith="<ours") == rows(Email, identity__startswith="<theirs")
+
+    inserts.insert([RawMessage(email=e, seq=0, data=b"\x00\xffraw") for e in ours])
+    RawMessage.objects.bulk_create([RawMessage(email=e, seq=0, data=b"\x00\xffraw") for e in theirs])
+    assert {bytes(r.data) for r in RawMessage.objects.all()} == {b"\x00\xffraw"}
+
+    def delivery(e: Email) -> Delivery:
+        return Delivery(
+            email=e,
+            endpoint=endpoint,
+            routing_rule={"name": "urgent"},
+            status="held",
+            backlog=True,
+            next_attempt_at=dt.datetime(2026, 11, 9, 7, tzinfo=dt.UTC),
+            created=dt.datetime(2026, 11, 3, 8, 16, tzinfo=dt.UTC),
+            payload='{"a": 1}',
+        )
+
+    ours_deliveries = [delivery(e) for e in ours]
+    inserts.insert(ours_deliveries, returning_pk=True)
+    Delivery.objects.bulk_create([delivery(e) for e in theirs])
+    assert all(d.pk for d in ours_deliveries)
+    mine = [{**r, "email_id": None} for r in rows(Delivery, email__identity__startswith="<ours")]
+    other = [{**r, "email_id": None} for r in rows(Delivery, email__identity__startswith="<theirs")]
+    assert mine == other and len(mine) == 60
+
+
+@pytest.mark.only_on("sqlite", "on PostgreSQL the insert is Django's bulk_create")
+def test_a_value_of_the_wrong_kind_is_refused_not_written(box):
+    wrong = email(box, "<wrong>")
+    wrong.size = 7.5  # a float where the column takes integers
+    with pytest.raises(TypeError, match="size: a plain column was given float"):
+        inserts.insert([wrong])
+    assert connection.vendor == "sqlite" and not Email.objects.exists()
