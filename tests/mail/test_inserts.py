@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from django.db import connection
+from django.db.models import Model
 
 from delivery.models import Delivery, Endpoint
 from mail import inserts
@@ -44,7 +45,7 @@ def email(box: Mailbox, identity: str) -> Email:
     )
 
 
-def rows(model, **filters) -> list[dict]:
+def rows(model: type[Model], **filters: object) -> list[dict[str, object]]:
     return [{k: v for k, v in row.items() if k not in IGNORED} for row in model.objects.filter(**filters).values()]
 
 
