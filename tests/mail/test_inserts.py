@@ -46,7 +46,9 @@ def email(box: Mailbox, identity: str) -> Email:
 
 
 def rows(model: type[Model], **filters: object) -> list[dict[str, object]]:
-    return [{k: v for k, v in row.items() if k not in IGNORED} for row in model.objects.filter(**filters).values()]
+    return [
+        {k: v for k, v in row.items() if k not in IGNORED} for row in model._default_manager.filter(**filters).values()
+    ]
 
 
 def test_emails_raw_bytes_and_deliveries_are_written_as_bulk_create_writes_them(box):
