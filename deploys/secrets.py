@@ -8,6 +8,8 @@ import urllib.parse
 
 from django.conf import settings
 
+from signalserver.logs import rewrite_message
+
 # The Render deploy hook carries its credential in the query string: ...?key=<secret>.
 _KEY_PARAM = re.compile(r"([?&]key=)[^&\s'\"<>]+")
 
@@ -31,10 +33,7 @@ class MaskSecrets(logging.Filter):
     """Installed on the loggers that may see a deploy URL (ours, urllib3's request lines)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = mask(message)
-        if masked != message:
-            record.msg, record.args = masked, ()
+        rewrite_message(record, mask)
         return True
 
 

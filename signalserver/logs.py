@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("log_context", default={})  # noqa: B039
@@ -35,6 +35,14 @@ def redact(text: str) -> str:
     return text
 
 
+def rewrite_message(record: logging.LogRecord, rewrite: Callable[[str], str]) -> None:
+    """Replace the record's message with `rewrite(message)` when that changes it (its args folded in)."""
+    message = record.getMessage()
+    rewritten = rewrite(message)
+    if rewritten != message:
+        record.msg, record.args = rewritten, ()
+
+
 @contextlib.contextmanager
 def log_context(**values: object) -> Iterator[None]:
     """Attach `values` (request_id, email_id, delivery_id…) to every log line in this block."""
@@ -52,10 +60,7 @@ def current_context() -> dict[str, str]:
 
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = redact(message)
-        if redacted != message:
-            record.msg, record.args = redacted, ()
+        rewrite_message(record, redact)
         context = _context.get()
         for key, value in context.items():
             if not hasattr(record, key):
