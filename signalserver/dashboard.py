@@ -189,7 +189,6 @@ def index(request: HttpRequest) -> HttpResponse:
     mailboxes = mailbox_states(now)
     waiting = delivery_counts()
     context = {
-        "now": now,
         "mailboxes": mailboxes,
         "filters_html": form.controls([state.mailbox for state in mailboxes]),
         "emails": email_page(form, request.GET.get("page")),
@@ -204,7 +203,6 @@ def index(request: HttpRequest) -> HttpResponse:
         "endpoints": endpoints,
         "no_default_endpoint": Endpoint.default_missing(endpoints),
         "magic_form": MagicLinkForm(),
-        "filters": request.GET.copy(),
     }
     return render(request, "dashboard/index.html", context)
 
