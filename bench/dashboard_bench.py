@@ -1,12 +1,17 @@
 """Dashboard, /metrics and /api/metrics under `wrk`, with 100,000 emails, on the production settings.
 
-    .venv/bin/python bench/dashboard_bench.py [--emails 100000] [--duration 10] [--reuse]
+    .venv/bin/python bench/dashboard_bench.py [--emails 100000] [--duration 10] [--reuse] [--changing]
 
 Seeds a history (bench/seed.py: emails over 60 days, their deliveries, attempts and R2
 transfers), signs a staff user in, starts Gunicorn from gunicorn.conf.py (DEBUG=false, the
 default 2 workers x 2 threads, static files collected), then runs `wrk` (Debian package
 `wrk`) against each view with 1 and 8 connections and prints p50, p99 and requests/s.
 Requests carry `X-Forwarded-Proto: https`, as behind the proxy in production.
+
+The dashboard keeps the parts it drew from the rows while the database shows the same rows
+(signalserver/snapshot.py): with no writes, a view reads the kept parts. `--changing` commits a
+change every second meanwhile, as a running poller does, so each connection draws every part
+again once a second; the CPU table gives both costs, kept and drawn.
 
 Uses a temporary SQLite database unless DATABASE_URL is set (give REDIS_URL too for the
 production cache); `--reuse` keeps a database already seeded with enough emails.
@@ -15,12 +20,14 @@ production cache); `--reuse` keeps a database already seeded with enough emails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -46,12 +53,13 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
 from bench.seed import seed  # noqa: E402
-from mail.models import Email  # noqa: E402
+from mail.models import Email, Mailbox  # noqa: E402
 
 VIEWS = ["/", "/?q=Lot&page=50", "/?decision=delivered&page=2000", "/?q=nomatch", "/metrics", "/api/metrics"]
 LATENCY_RE = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
@@ -77,19 +85,34 @@ def prepare(emails: int, reuse: bool) -> str:
 
 def cpu_per_request(views: list[str], session: str, repeat: int = 20) -> None:
     """CPU time of one request in this process (Django, templates and, on SQLite, the queries):
-    a figure that a busy neighbour on the machine disturbs far less than latencies."""
+    a figure that a busy neighbour on the machine disturbs far less than latencies. "kept" is a
+    view of unchanged rows (signalserver/snapshot.py); "drawn" a view right after a commit, every
+    part drawn again (measured inside a transaction, where nothing is kept)."""
     client = Client(HTTP_X_FORWARDED_PROTO="https", HTTP_HOST="localhost")
     client.cookies["sessionid"] = session
-    print("| view | CPU per request | queries |\n|---|---|---|")
+    print("| view | CPU, kept | queries | CPU, drawn | queries |\n|---|---|---|---|---|")
     for view in views:
         assert client.get(view).status_code == 200, view
-        started = time.process_time()
-        for _ in range(repeat):
-            client.get(view)
-        cpu = (time.process_time() - started) / repeat * 1000
-        with CaptureQueriesContext(connection) as queries:
-            client.get(view)
-        print(f"| `{view}` | {cpu:.1f} ms | {len(queries)} |", flush=True)
+        row = [f"`{view}`"]
+        for drawn in (False, True):
+            with transaction.atomic() if drawn else contextlib.nullcontext():
+                started = time.process_time()
+                for _ in range(repeat):
+                    client.get(view)
+                cpu = (time.process_time() - started) / repeat * 1000
+                with CaptureQueriesContext(connection) as queries:
+                    client.get(view)
+            row += [f"{cpu:.1f} ms", f"{len(queries)}"]
+        print(f"| {' | '.join(row)} |", flush=True)
+
+
+def keep_changing(stop: threading.Event, every: float = 1.0) -> None:
+    """Commits a change once a second, as a running poller records its good cycles: every
+    connection's kept parts of the dashboard are drawn again after each one."""
+    mailbox = Mailbox.objects.order_by("pk").first()
+    while not stop.wait(every):
+        Mailbox.objects.filter(pk=mailbox.pk).update(last_good_cycle=timezone.now())
+    connection.close()
 
 
 def start_gunicorn(port: int) -> subprocess.Popen[bytes]:
@@ -151,6 +174,9 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--views", nargs="*", default=VIEWS)
     parser.add_argument("--cpu-only", action="store_true", help="only the CPU time per request, no wrk")
+    parser.add_argument(
+        "--changing", action="store_true", help="commit a change once a second meanwhile (as a running poller does)"
+    )
     args = parser.parse_args()
     if not args.cpu_only and not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk)")
@@ -161,8 +187,12 @@ def main() -> None:
     port = int(os.environ.get("BENCH_PORT", "8099"))
     proc = start_gunicorn(port)
     database = f"{connection.vendor}" + (" + Redis" if settings.REDIS_URL else "")
-    print(f"{Email.objects.count():,} emails, {database}, Gunicorn workers=2 threads=2", flush=True)
+    changing = ", a change committed every second" if args.changing else ""
+    print(f"{Email.objects.count():,} emails, {database}, Gunicorn workers=2 threads=2{changing}", flush=True)
     print("| view | clients | p50 | p99 | req/s |\n|---|---|---|---|---|")
+    stop = threading.Event()
+    if args.changing:
+        threading.Thread(target=keep_changing, args=(stop,), daemon=True).start()
     try:
         for view in args.views:
             url = f"http://127.0.0.1:{port}{view}"
@@ -171,6 +201,7 @@ def main() -> None:
                 p50, p99, rate = wrk(url, clients, args.duration, session)
                 print(f"| `{view}` | {clients} | {p50:.1f} ms | {p99:.1f} ms | {rate:.0f} |", flush=True)
     finally:
+        stop.set()
         proc.terminate()
         proc.wait(timeout=30)
 

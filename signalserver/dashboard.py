@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -11,12 +12,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_POST
 from django_q.tasks import async_task
 
@@ -26,7 +29,7 @@ from delivery.outbox import kick_sender
 from mail import search
 from mail.models import DECISIONS, DETECTORS, Email, Mailbox, PollerLease
 from mail.tasks import request_check
-from signalserver import charts
+from signalserver import charts, snapshot
 from signalserver.accounts import magic_link_url
 from signalserver.models import MagicLink
 from signalserver.paging import BoundedPaginator
@@ -129,7 +132,7 @@ class ReprocessForm(forms.Form):
 
 
 def mailbox_states(now: dt.datetime) -> list[MailboxState]:
-    mailboxes = list(Mailbox.objects.all())
+    mailboxes = list(Mailbox.objects.defer("password"))  # not decrypted for nothing
     leases = PollerLease.objects.filter(name__in=[m.lease_name for m in mailboxes], expires_at__gte=now)
     holders = dict(leases.exclude(holder="").values_list("name", "holder"))
     states = []
@@ -180,20 +183,23 @@ def delivery_counts() -> dict[str, int]:
     return counts
 
 
-@login_required
-@require_GET
-def index(request: HttpRequest) -> HttpResponse:
-    now = timezone.now()
-    form = EmailFilterForm(request.GET)
+# The parts of the page drawn from the rows alone, kept while the database shows the same rows
+# (signalserver/snapshot.py); the mailboxes, whose state also moves with the clock, and the
+# deployments, drawn for the user, are drawn on each view.
+HISTORY_PARTS = ("summary", "tools", "deliveries", "emails", "links")
+# Kept parts carry this in place of the viewer's CSRF token, which each view puts in.
+CSRF_PLACEHOLDER = f"csrf-{secrets.token_hex(16)}"
+
+
+def history(params: QueryDict, mailboxes: Sequence[Mailbox], now: dt.datetime) -> dict[str, str]:
+    form = EmailFilterForm(params)
     endpoints = list(Endpoint.objects.filter(enabled=True).defer("secret"))
-    mailboxes = mailbox_states(now)
     waiting = delivery_counts()
     context = {
-        "mailboxes": mailboxes,
-        "filters_html": form.controls([state.mailbox for state in mailboxes]),
-        "emails": email_page(form, request.GET.get("page")),
+        "params": params,
+        "filters_html": form.controls(mailboxes),
+        "emails": email_page(form, params.get("page")),
         "counts": decision_counts(now - dt.timedelta(hours=24)),
-        "charts": charts.panel(now),
         "delivery_counts": waiting,
         # A list is read only when its count says it has rows: most of the time, none has.
         "retrying": retrying_deliveries() if waiting["retrying"] else [],
@@ -203,6 +209,25 @@ def index(request: HttpRequest) -> HttpResponse:
         "endpoints": endpoints,
         "no_default_endpoint": Endpoint.default_missing(endpoints),
         "magic_form": MagicLinkForm(),
+        "csrf_token": CSRF_PLACEHOLDER,
+    }
+    return {part: render_to_string(f"dashboard/_{part}.html", context) for part in HISTORY_PARTS}
+
+
+@login_required
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    mailboxes = mailbox_states(now)
+    # The minute is in the key: the counts cover the last 24 hours, which move with the clock.
+    key = ("dashboard", request.GET.urlencode(), int(now.timestamp() // 60))
+    parts = snapshot.keep(key, lambda: history(request.GET, [state.mailbox for state in mailboxes], now))
+    token = get_token(request)
+    context = {
+        "mailboxes": mailboxes,
+        "charts": charts.panel(now),
+        # The kept parts are our own templates' output, escaped when they were drawn.
+        "history": {part: mark_safe(html.replace(CSRF_PLACEHOLDER, token)) for part, html in parts.items()},  # noqa: S308  # nosec B308 B703
     }
     return render(request, "dashboard/index.html", context)
 

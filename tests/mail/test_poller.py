@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -13,9 +14,10 @@ from collections.abc import Iterator
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connections
+from django.utils import timezone
 
 from mail.lease import holder
-from mail.models import Email, Mailbox
+from mail.models import Email, Mailbox, PollerLease
 from mail.poller import run_session
 from tests.conftest import ROOT, base_env, child_database_env, free_port, wait_until
 from tests.mail.conftest import ImapAccount, always_active, start_imap_server, stop_imap_server
@@ -333,9 +335,13 @@ def test_redis_stopped_mid_run_falls_back_to_the_database_lease(mailbox, imap, p
     finally:
         redis_proc.kill()
         redis_proc.wait()
+    died = timezone.now()
     for n in range(5):
         imap.append(message(f"Après {n}", f"https://fromsmash.com/After{n:03d}", msgid=f"<after{n}@x>"))
     wait_until(lambda: Email.objects.count() == 6, timeout=30, message="all emails after Redis died")
+    # The lease renewed after Redis died (each renewal asks Redis first), before the logs are read.
+    renewed_after = died + dt.timedelta(seconds=3 + 1)
+    wait_until(lambda: PollerLease.objects.get(name="orders").expires_at > renewed_after, message="a renewal")
     logs = outputs(first, second)
     assert sum("Singleton lock acquired (Redis)" in log for log in logs) == 1
     assert sum(log.count("POLLER: email ") for log in logs) == 6
