@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 import urllib.parse
+from collections.abc import Iterator
 
 _HOSTS = (
     r"dropbox\.com|fromsmash\.com|swisstransfer\.com|wetransfer\.com|we\.tl|"
@@ -88,12 +89,32 @@ def is_share_link(url: str, provider: str) -> bool:
     return bool(pattern and pattern.match(path + ("?" if parts.query and path == "/" else "")))
 
 
+def urls(text: str) -> Iterator[str]:
+    """What `URL_RE.finditer(text)` finds, tried only where a "://" is.
+
+    A match starts four or five characters before its "://" (http, https), so trying those
+    two places for each "://", left to right and past the end of the last match, finds the
+    same matches as scanning every character of the text, at a fraction of the cost.
+    """
+    end = 0
+    at = text.find("://")
+    while at >= 0:
+        for start in (at - 5, at - 4):
+            match = URL_RE.match(text, start) if start >= end else None
+            if match:
+                end = match.end()
+                yield match.group(0)
+                break
+        at = text.find("://", max(at + 3, end))
+    return
+
+
 def extract(text: str) -> list[dict[str, str]]:
     """Delivery links in order of first appearance: [{"provider", "raw_url"}]."""
     found: list[dict[str, str]] = []
     seen: set[str] = set()
-    for match in URL_RE.finditer(text or ""):
-        url = _trim(match.group(0))
+    for raw in urls(text or ""):
+        url = _trim(raw)
         provider = provider_of(url)
         if url in seen or provider == "unknown" or not is_share_link(url, provider):
             continue

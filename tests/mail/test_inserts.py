@@ -32,7 +32,7 @@ def email(box: Mailbox, identity: str) -> Email:
         message_id="<m@x>",
         subject="Média Solution - Missions Recadrage - Lot 42 \N{EM DASH} ✓",
         sender="missions@media-solution.example",
-        sent_at=dt.datetime(2026, 11, 3, 8, 15, 30, 123456, tzinfo=dt.UTC),
+        sent_at=dt.datetime(2026, 11, 3, 9, 15, 30, 123456, tzinfo=dt.timezone(dt.timedelta(hours=1))),
         size=7000,
         received_at=dt.datetime(2026, 11, 3, 8, 16, tzinfo=dt.UTC),
         detector="recadrage",
@@ -62,6 +62,10 @@ def test_emails_raw_bytes_and_deliveries_are_written_as_bulk_create_writes_them(
         Email.objects.filter(identity__startswith="<ours").values_list("pk", flat=True)
     )
     assert rows(Email, identity__startswith="<ours") == rows(Email, identity__startswith="<theirs")
+    # As stored, not only as read back: SQLite compares and sorts dates as their text.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT sent_at, received_at, held_until FROM mail_email")
+        assert len(cursor.fetchall()) == 1
 
     inserts.insert([RawMessage(email=e, seq=0, data=b"\x00\xffraw") for e in ours])
     RawMessage.objects.bulk_create([RawMessage(email=e, seq=0, data=b"\x00\xffraw") for e in theirs])

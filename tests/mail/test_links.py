@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
 from delivery.r2 import normalize_url
+from mail import links as mail_links
 from mail.links import extract, provider_of
 from mail.parsing import parse_message
-from tests.mail.corpus import eml
+from tests.mail.corpus import CORPUS, eml
 
 
 def urls(text: str) -> list[str]:
@@ -109,3 +113,49 @@ def test_dropbox_normalisation_undoes_double_escaped_ampersands():
 
 def test_other_providers_are_only_trimmed_and_unescaped():
     assert normalize_url(" https://fromsmash.com/T?a=1&amp;b=2 ", "fromsmash") == "https://fromsmash.com/T?a=1&b=2"
+
+
+# Pieces a text is made of, so that generated texts hold URLs, near-URLs and their edges.
+PIECES = st.sampled_from(
+    [
+        "http",
+        "https",
+        "HTTPS",
+        "://",
+        "s://",
+        "www.",
+        "dropbox.com",
+        "fromsmash.com",
+        "we.tl",
+        "x.sharepoint.com",
+        "example.org",
+        "/scl/fo/a",
+        "?dl=0",
+        ":8080",
+        "#x",
+        " ",
+        "\n",
+        "<",
+        '"',
+        "é",
+        "a",
+        "-",
+        ".",
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(PIECES, max_size=30).map("".join))
+@example("https://www.dropbox.com/scl/fo/a?dl=0")
+@example("http://we.tl/x HTTPS://fromsmash.com/abcd")
+@example("ahttps://dropbox.com://we.tl https://x.sharepoint.com:8080#x")
+@example("s://dropbox.com http://")
+def test_urls_are_found_where_a_full_scan_finds_them(text):
+    assert list(mail_links.urls(text)) == [m.group(0) for m in mail_links.URL_RE.finditer(text)]
+
+
+def test_urls_found_in_real_mail_are_those_of_a_full_scan():
+    for path in sorted(CORPUS.glob("*.eml")):
+        text = parse_message(path.read_bytes()).text
+        assert list(mail_links.urls(text)) == [m.group(0) for m in mail_links.URL_RE.finditer(text)]
