@@ -92,7 +92,7 @@ def _prepared(field: Field[Any, Any], obj: Model) -> Any:
     return field.get_db_prep_save(field.pre_save(obj, True), connection)
 
 
-def _datetime(field: DateTimeField, obj: Model) -> Any:
+def _datetime(field: DateTimeField[Any, Any], obj: Model) -> Any:
     value = getattr(obj, field.attname)
     if value is None:
         return None
