@@ -112,10 +112,10 @@ def is_media_solution_subject(subject: str) -> bool:
 def has_provider_link(body: str, found_links: list[dict[str, str]] | None = None) -> bool:
     if found_links is None:
         found_links = links.extract(body)
+    if found_links:
+        return True  # without lowering the whole body
     lowered = body.lower()
-    return bool(found_links) or any(
-        s in lowered for s in ("dropbox.com/scl/fo", "fromsmash.com/", "swisstransfer.com/d/")
-    )
+    return any(s in lowered for s in ("dropbox.com/scl/fo", "fromsmash.com/", "swisstransfer.com/d/"))
 
 
 def detect_recadrage(
