@@ -23,6 +23,7 @@ import datetime as dt
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,7 +37,8 @@ from imapclient import IMAPClient
 from mail import imap
 from mail.lease import Lease, redis_key
 from mail.models import Email, Mailbox
-from mail.pipeline import Fetched, parse_batch, record_parsed
+from mail.parsers import Parsing
+from mail.pipeline import Fetched, record_parsed
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,13 @@ def fetch_in_chunks(client: IMAPClient, uid: int, size: int) -> bytearray:
 class InFlight:
     uids: list[int]
     saving: Future[list[Email]]
+
+
+@dataclass
+class Waiting:
+    uids: list[int]
+    fetched: list[Fetched]
+    parsing: Future[list[Email]] | None
 
 
 class BatchWriter:
@@ -240,10 +249,11 @@ class Poller:
     def sync(self, client: IMAPClient, uidvalidity: int) -> int:
         """Record every message above the last processed UID; returns how many were new.
 
-        Batches go through a two-stage pipeline: while the writer thread decides on one and
-        inserts it (on its own database connection, one batch after the other), the next
-        is fetched and parsed. A batch is flagged and the position moves past it only once
-        it is committed.
+        Batches go through a pipeline: while the writer thread decides on one and inserts it
+        (on its own database connection, one batch after the other), the next is fetched and
+        parsed; for a large backlog, parsed in a child process while the one after it is
+        fetched (mail/parsers.py). A batch is flagged and the position moves past it only
+        once it is committed.
         """
         mailbox = self.mailbox
         started = time.monotonic()
@@ -258,26 +268,52 @@ class Poller:
             mailbox.save_position(uidvalidity, 0)
         uids = sorted(u for u in client.search(["UID", f"{mailbox.last_uid + 1}:*"]) if u > mailbox.last_uid)
         created = 0
+        parsing = Parsing(mailbox, len(uids))
         with BatchWriter() as writer:
+            # Fetched batches waiting for their parse: one while a child process parses (it
+            # parses a batch while the next is fetched), none when parsing happens here.
+            waiting: deque[Waiting] = deque()
             in_flight: InFlight | None = None
             try:
                 for batch in self._arrivals_first(client, uids):
                     if self.stop.is_set():
                         break
-                    parsed = parse_batch(mailbox, uidvalidity, self._fetch(client, batch))
-                    if in_flight:
-                        done, in_flight = in_flight, None
-                        created += self._committed(client, uidvalidity, done)
-                    in_flight = InFlight(batch, writer.submit(record_parsed, mailbox, parsed))
-                    self.renew_if_due()
+                    fetched = self._fetch(client, batch)
+                    waiting.append(Waiting(batch, fetched, parsing.submit(uidvalidity, fetched)))
+                    while len(waiting) > parsing.depth:
+                        in_flight, created = self._write(
+                            client, uidvalidity, parsing, waiting, writer, in_flight, created
+                        )
+                        self.renew_if_due()
+                while waiting and not self.stop.is_set():  # the last batches, once all are fetched
+                    in_flight, created = self._write(client, uidvalidity, parsing, waiting, writer, in_flight, created)
             finally:
+                parsing.close()
                 # Also when fetching the next batch failed: the one being inserted is finished.
+                # Batches fetched and not yet written are fetched again by the next sync.
                 if in_flight:
                     created += self._committed(client, uidvalidity, in_flight)
         mailbox.record_good_cycle(time.monotonic() - started)
         if created:
             logger.info("POLLER: %d new email(s) recorded from %s", created, mailbox)
         return created
+
+    def _write(
+        self,
+        client: IMAPClient,
+        uidvalidity: int,
+        parsing: Parsing,
+        waiting: deque[Waiting],
+        writer: BatchWriter,
+        in_flight: InFlight | None,
+        created: int,
+    ) -> tuple[InFlight, int]:
+        """Hand the oldest parsed batch to the writer, once the batch before it is committed."""
+        oldest = waiting.popleft()
+        rows = parsing.result(oldest.parsing, uidvalidity, oldest.fetched)
+        if in_flight:
+            created += self._committed(client, uidvalidity, in_flight)
+        return InFlight(oldest.uids, writer.submit(record_parsed, self.mailbox, rows)), created
 
     def _committed(self, client: IMAPClient, uidvalidity: int, batch: InFlight) -> int:
         """Wait for a batch's insert, then move the position up to the first UID not yet

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from delivery.models import Delivery
-from mail import pipeline, poller
+from mail import parsers, pipeline, poller
 from mail.models import Email, Mailbox
 from mail.pipeline import Fetched, record_batch
 from tests.mail.corpus import message
@@ -26,9 +26,12 @@ def test_deliveries_of_a_large_batch_are_a_backlog_and_of_a_small_one_are_not(we
     assert set(Delivery.objects.filter(email__in=small).values_list("backlog", flat=True)) == {False}
 
 
-@pytest.fixture
-def live_during_sync(imap, monkeypatch):
-    """Batches of five; a new order arrives while the first batch is fetched."""
+@pytest.fixture(params=["parsed in the poller", "parsed in a parser process"])
+def live_during_sync(request, imap, monkeypatch):
+    """Batches of five; a new order arrives while the first batch is fetched. The batches are
+    parsed in the poller, or in a child process as a large backlog is (mail/parsers.py)."""
+    if request.param == "parsed in a parser process":
+        monkeypatch.setattr(parsers, "PARSE_APART_ABOVE", 0)
     monkeypatch.setattr(poller, "BATCH_MESSAGES", 5)
     monkeypatch.setattr(pipeline, "BACKLOG_BATCH", 2)
     for n in range(15):

@@ -1,0 +1,75 @@
+"""A backlog parsed in a child process (mail/parsers.py): the rows are those the poller itself
+would record, each message once, and nothing is lost when the child dies."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from django.core.management import call_command
+
+from mail import parsers, poller
+from mail.models import Email, Mailbox
+from tests.mail.corpus import CORPUS, message
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+FIELDS = ("message_id", "subject", "sender", "detector", "delivery_time", "links", "subject_group", "decision")
+
+
+def order(n: int) -> bytes:
+    return message(f"Média Solution - Missions Recadrage - Lot {n}", f"à faire pour 9h https://fromsmash.com/Lot{n}x")
+
+
+def rows() -> list[tuple[object, ...]]:
+    return list(Email.objects.order_by("uid").values_list(*FIELDS, "reason"))
+
+
+def poll_from_the_start(mailbox: Mailbox) -> list[tuple[object, ...]]:
+    Email.objects.all().delete()
+    Mailbox.objects.filter(pk=mailbox.pk).update(last_uid=0)
+    call_command("poll", once=True)
+    return rows()
+
+
+def test_a_backlog_parsed_in_a_child_process_is_recorded_as_the_poller_records_it(mailbox, imap, monkeypatch, caplog):
+    for path in sorted(CORPUS.glob("*.eml")):  # every detector, replies, broken MIME, attachments
+        imap.append(path.read_bytes())
+    for n in range(12):
+        imap.append(order(n))
+    monkeypatch.setattr(poller, "BATCH_MESSAGES", 4)
+    here = poll_from_the_start(mailbox)
+    monkeypatch.setattr(parsers, "PARSE_APART_ABOVE", 0)
+    with caplog.at_level(logging.INFO, logger="mail.parsers"):
+        apart = poll_from_the_start(mailbox)
+    assert "parsed in a parser process" in caplog.text
+    assert len(here) == len(list(CORPUS.glob("*.eml"))) + 12
+    assert apart == here
+    assert set(Email.objects.values_list("mailbox_id", flat=True)) == {mailbox.pk}
+
+
+def test_when_the_parser_process_dies_the_poller_parses_and_loses_nothing(mailbox, imap, monkeypatch, caplog):
+    for n in range(15):
+        imap.append(order(n))
+    monkeypatch.setattr(poller, "BATCH_MESSAGES", 5)
+    monkeypatch.setattr(parsers, "PARSE_APART_ABOVE", 0)
+    real_submit = parsers.Parsing.submit
+    submitted: list[int] = []
+
+    def die_before_the_second_batch(self, uidvalidity, items):
+        submitted.append(len(items))
+        if len(submitted) == 2 and self._pool is not None:
+            for process in list(self._pool._processes.values()):
+                process.kill()
+                process.join()
+        return real_submit(self, uidvalidity, items)
+
+    monkeypatch.setattr(parsers.Parsing, "submit", die_before_the_second_batch)
+    with caplog.at_level(logging.WARNING, logger="mail.parsers"):
+        call_command("poll", once=True)
+    assert "the parser process stopped" in caplog.text
+    assert sorted(Email.objects.values_list("subject", flat=True)) == sorted(
+        f"Média Solution - Missions Recadrage - Lot {n}" for n in range(15)
+    )
+    mailbox.refresh_from_db()
+    assert mailbox.last_uid == max(imap.flags())
