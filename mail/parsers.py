@@ -4,7 +4,8 @@ The poller's interpreter runs one thread at a time: reading a backlog, fetching,
 writing share one core, and parsing (with the rules that need only the message) is about half
 of it. A backlog of more than PARSE_APART_ABOVE messages is therefore parsed in a child
 process while the poller fetches the next batch and writes the one before; live mail, a few
-messages at a time, is parsed in the poller as always (no hand-over to wait for).
+messages at a time, is parsed in the poller as always and written at once (no hand-over to
+wait for, and no backlog batch ahead of it).
 
 The child gets each batch's raw bytes and the mailbox's rules (not its password), and sends
 back the unsaved Email rows, in order; the raw bytes stay in the poller. When the child cannot
@@ -24,13 +25,16 @@ from concurrent.futures.process import BrokenProcessPool
 
 import django
 
+from mail import pipeline
 from mail.models import Email, Mailbox
 from mail.pipeline import Fetched, parse_batch
 
 logger = logging.getLogger(__name__)
 
 PARSE_APART_ABOVE = 400
-# A batch this large is one large message: parsed here, not copied to the child first.
+# A batch this large is one large message: parsed here, not copied to the child first. A
+# batch of BACKLOG_BATCH messages or fewer (mail arriving now, the end of a backlog) is parsed
+# here too, and written at once, ahead of a backlog batch still in the child.
 APART_MAX_BYTES = 8 * 1024 * 1024
 
 
@@ -65,7 +69,11 @@ class Parsing:
         return ProcessPoolExecutor(1, mp_context=context, initializer=django.setup)
 
     def submit(self, uidvalidity: int | None, items: list[Fetched]) -> Future[list[Email]] | None:
-        if self._pool is None or sum(len(item.raw) for item in items) > APART_MAX_BYTES:
+        if (
+            self._pool is None
+            or len(items) <= pipeline.BACKLOG_BATCH
+            or sum(len(i.raw) for i in items) > APART_MAX_BYTES
+        ):
             return None
         try:
             return self._pool.submit(parse_rows, self._rules, uidvalidity, items)

@@ -279,8 +279,12 @@ class Poller:
                     if self.stop.is_set():
                         break
                     fetched = self._fetch(client, batch)
-                    waiting.append(Waiting(batch, fetched, parsing.submit(uidvalidity, fetched)))
-                    while len(waiting) > parsing.depth:
+                    apart = parsing.submit(uidvalidity, fetched)
+                    if apart is None:  # parsed here, and written first: before a batch still being parsed
+                        waiting.appendleft(Waiting(batch, fetched, None))
+                    else:
+                        waiting.append(Waiting(batch, fetched, apart))
+                    while len(waiting) > parsing.depth or (waiting and waiting[0].parsing is None):
                         in_flight, created = self._write(
                             client, uidvalidity, parsing, waiting, writer, in_flight, created
                         )

@@ -8,7 +8,7 @@ import logging
 import pytest
 from django.core.management import call_command
 
-from mail import parsers, poller
+from mail import parsers, pipeline, poller
 from mail.models import Email, Mailbox
 from tests.mail.corpus import CORPUS, message
 
@@ -38,11 +38,22 @@ def test_a_backlog_parsed_in_a_child_process_is_recorded_as_the_poller_records_i
     for n in range(12):
         imap.append(order(n))
     monkeypatch.setattr(poller, "BATCH_MESSAGES", 4)
+    monkeypatch.setattr(pipeline, "BACKLOG_BATCH", 2)  # batches of 4 are a backlog's
     here = poll_from_the_start(mailbox)
     monkeypatch.setattr(parsers, "PARSE_APART_ABOVE", 0)
+    real_result = parsers.Parsing.result
+    parsed_apart: list[int] = []
+
+    def counting(self, parsing, uidvalidity, items):
+        if parsing is not None:
+            parsed_apart.append(len(items))
+        return real_result(self, parsing, uidvalidity, items)
+
+    monkeypatch.setattr(parsers.Parsing, "result", counting)
     with caplog.at_level(logging.INFO, logger="mail.parsers"):
         apart = poll_from_the_start(mailbox)
     assert "parsed in a parser process" in caplog.text
+    assert sum(parsed_apart) >= len(here) - 4  # all but a last short batch
     assert len(here) == len(list(CORPUS.glob("*.eml"))) + 12
     assert apart == here
     assert set(Email.objects.values_list("mailbox_id", flat=True)) == {mailbox.pk}
@@ -52,6 +63,7 @@ def test_when_the_parser_process_dies_the_poller_parses_and_loses_nothing(mailbo
     for n in range(15):
         imap.append(order(n))
     monkeypatch.setattr(poller, "BATCH_MESSAGES", 5)
+    monkeypatch.setattr(pipeline, "BACKLOG_BATCH", 2)
     monkeypatch.setattr(parsers, "PARSE_APART_ABOVE", 0)
     real_submit = parsers.Parsing.submit
     submitted: list[int] = []
