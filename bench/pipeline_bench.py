@@ -140,7 +140,10 @@ class Usage:
             self._walk(label, root, children, 0)
 
     def _walk(self, label: str, pid: int, children: dict[int, list[int]], depth: int) -> None:
-        names = ("", " sentinel", " worker/pusher/monitor")
+        # qcluster's children are its sentinel, whose own are the workers; the poller's are its
+        # parser process and multiprocessing's resource tracker.
+        qcluster = label.startswith("qcluster")
+        names = ("", " sentinel", " worker/pusher/monitor") if qcluster else ("", " children", " children")
         try:
             status = Path(f"/proc/{pid}/status").read_text()
             stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
