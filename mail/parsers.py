@@ -16,7 +16,6 @@ what the poller holds.
 
 from __future__ import annotations
 
-import copy
 import logging
 import multiprocessing
 from collections.abc import Sequence
@@ -32,6 +31,8 @@ from mail.pipeline import Fetched, parse_batch
 logger = logging.getLogger(__name__)
 
 PARSE_APART_ABOVE = 400
+# What the rules applied while parsing (pipeline.examine) read of a mailbox.
+RULE_FIELDS = ("allowed_senders", "timezone", "subject_group_dedup", "subject_group_monthly")
 # A batch this large is one large message: parsed here, not copied to the child first. A
 # batch of BACKLOG_BATCH messages or fewer (mail arriving now, the end of a backlog) is parsed
 # here too, and written at once, ahead of a backlog batch still in the child.
@@ -48,8 +49,9 @@ class Parsing:
 
     def __init__(self, mailbox: Mailbox, backlog: int) -> None:
         self.mailbox = mailbox
-        self._rules = copy.copy(mailbox)
-        self._rules.password = ""  # the child needs the rules, not the account
+        # The child needs the mailbox's rules, not its account.
+        rules = {field: getattr(mailbox, field) for field in RULE_FIELDS}
+        self._rules = Mailbox(pk=mailbox.pk, name=mailbox.name, **rules)
         self._pool: ProcessPoolExecutor | None = None
         if backlog > PARSE_APART_ABOVE:
             self._pool = self._start()
