@@ -96,6 +96,6 @@ def _datetime(field: DateTimeField[Any, Any], obj: Model) -> Any:
     value = getattr(obj, field.attname)
     if value is None:
         return None
-    if type(value) is dt.datetime and value.tzinfo is not None and connection.timezone_name == "UTC":
+    if type(value) is dt.datetime and value.utcoffset() is not None and connection.timezone_name == "UTC":
         return str(value.astimezone(dt.UTC).replace(tzinfo=None))
     return _prepared(field, obj)  # naive, a date, another zone for the database: Django's way

@@ -18,29 +18,41 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING
 
 import django
 
-from mail import pipeline
-from mail.models import Email, Mailbox
-from mail.pipeline import Fetched, parse_batch
+if TYPE_CHECKING:
+    from mail.models import Email, Mailbox
+    from mail.pipeline import Fetched
+
+# This module is imported by the child before Django is set up (it names the child's start
+# and its work): the models and the pipeline are imported where they are used.
 
 logger = logging.getLogger(__name__)
 
 PARSE_APART_ABOVE = 400
 # What the rules applied while parsing (pipeline.examine) read of a mailbox.
 RULE_FIELDS = ("allowed_senders", "timezone", "subject_group_dedup", "subject_group_monthly")
-# A batch this large is one large message: parsed here, not copied to the child first. A
-# batch of BACKLOG_BATCH messages or fewer (mail arriving now, the end of a backlog) is parsed
-# here too, and written at once, ahead of a backlog batch still in the child.
+# A batch this large is one large message: parsed here, not copied to the child first.
 APART_MAX_BYTES = 8 * 1024 * 1024
+
+
+def _child_setup() -> None:
+    """The child's start: Ctrl-C, sent to the whole process group, is the poller's to handle
+    (it finishes the current batch); the child only parses what it is given."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    django.setup()
 
 
 def parse_rows(rules: Mailbox, uidvalidity: int | None, items: Sequence[Fetched]) -> list[Email]:
     """In the child: the batch's Email rows, one per item, in order."""
+    from mail.pipeline import parse_batch
+
     return [email for email, _ in parse_batch(rules, uidvalidity, items)]
 
 
@@ -50,6 +62,8 @@ class Parsing:
     def __init__(self, mailbox: Mailbox, backlog: int) -> None:
         self.mailbox = mailbox
         # The child needs the mailbox's rules, not its account.
+        from mail.models import Mailbox
+
         rules = {field: getattr(mailbox, field) for field in RULE_FIELDS}
         self._rules = Mailbox(pk=mailbox.pk, name=mailbox.name, **rules)
         self._pool: ProcessPoolExecutor | None = None
@@ -68,14 +82,10 @@ class Parsing:
             return None  # a daemonic process (a job cluster worker) may not have children
         # Spawned, never forked: the poller has threads, and a fork copies their locks.
         context = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(1, mp_context=context, initializer=django.setup)
+        return ProcessPoolExecutor(1, mp_context=context, initializer=_child_setup)
 
     def submit(self, uidvalidity: int | None, items: list[Fetched]) -> Future[list[Email]] | None:
-        if (
-            self._pool is None
-            or len(items) <= pipeline.BACKLOG_BATCH
-            or sum(len(i.raw) for i in items) > APART_MAX_BYTES
-        ):
+        if self._pool is None or sum(len(item.raw) for item in items) > APART_MAX_BYTES:
             return None
         try:
             return self._pool.submit(parse_rows, self._rules, uidvalidity, items)
@@ -90,12 +100,14 @@ class Parsing:
         if parsing is not None:
             try:
                 emails = parsing.result()
-            except BrokenProcessPool as e:
+            except Exception as e:  # whatever failed in the child, this batch is parsed here
                 self._lost(e)
             else:
                 for email in emails:
                     email.mailbox = self.mailbox
                 return list(zip(emails, items, strict=True))
+        from mail.pipeline import parse_batch
+
         return parse_batch(self.mailbox, uidvalidity, items)
 
     def _lost(self, error: Exception) -> None:

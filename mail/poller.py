@@ -217,6 +217,7 @@ class Poller:
         """The batches of `uids`; mail that arrives meanwhile is looked for after each batch and
         goes before the rest, so a long sync (a backlog) does not hold back new mail."""
         self._highest, self._unfinished = max(uids, default=self.mailbox.last_uid), set(uids)
+        self._arrived: set[int] = set()
         batches = self._batches(client, uids)
         for batch in batches:
             yield batch
@@ -224,6 +225,7 @@ class Poller:
             if arrived:
                 self._highest = arrived[-1]
                 self._unfinished.update(arrived)
+                self._arrived.update(arrived)
                 yield from self._batches(client, arrived)
 
     def _fetch(self, client: IMAPClient, batch: list[int]) -> list[Fetched]:
@@ -274,23 +276,31 @@ class Poller:
             # parses a batch while the next is fetched), none when parsing happens here.
             waiting: deque[Waiting] = deque()
             in_flight: InFlight | None = None
+
+            def write_oldest() -> None:
+                """Hand the oldest parsed batch to the writer, once the batch before it is committed."""
+                nonlocal in_flight, created
+                oldest = waiting.popleft()
+                rows = parsing.result(oldest.parsing, uidvalidity, oldest.fetched)
+                if in_flight:
+                    done, in_flight = in_flight, None
+                    created += self._committed(client, uidvalidity, done)
+                in_flight = InFlight(oldest.uids, writer.submit(record_parsed, mailbox, rows))
+
             try:
                 for batch in self._arrivals_first(client, uids):
                     if self.stop.is_set():
                         break
                     fetched = self._fetch(client, batch)
-                    apart = parsing.submit(uidvalidity, fetched)
-                    if apart is None:  # parsed here, and written first: before a batch still being parsed
+                    if batch[0] in self._arrived:  # mail arriving now: parsed here, written first
                         waiting.appendleft(Waiting(batch, fetched, None))
                     else:
-                        waiting.append(Waiting(batch, fetched, apart))
+                        waiting.append(Waiting(batch, fetched, parsing.submit(uidvalidity, fetched)))
                     while len(waiting) > parsing.depth or (waiting and waiting[0].parsing is None):
-                        in_flight, created = self._write(
-                            client, uidvalidity, parsing, waiting, writer, in_flight, created
-                        )
+                        write_oldest()
                         self.renew_if_due()
                 while waiting and not self.stop.is_set():  # the last batches, once all are fetched
-                    in_flight, created = self._write(client, uidvalidity, parsing, waiting, writer, in_flight, created)
+                    write_oldest()
             finally:
                 parsing.close()
                 # Also when fetching the next batch failed: the one being inserted is finished.
@@ -301,23 +311,6 @@ class Poller:
         if created:
             logger.info("POLLER: %d new email(s) recorded from %s", created, mailbox)
         return created
-
-    def _write(
-        self,
-        client: IMAPClient,
-        uidvalidity: int,
-        parsing: Parsing,
-        waiting: deque[Waiting],
-        writer: BatchWriter,
-        in_flight: InFlight | None,
-        created: int,
-    ) -> tuple[InFlight, int]:
-        """Hand the oldest parsed batch to the writer, once the batch before it is committed."""
-        oldest = waiting.popleft()
-        rows = parsing.result(oldest.parsing, uidvalidity, oldest.fetched)
-        if in_flight:
-            created += self._committed(client, uidvalidity, in_flight)
-        return InFlight(oldest.uids, writer.submit(record_parsed, self.mailbox, rows)), created
 
     def _committed(self, client: IMAPClient, uidvalidity: int, batch: InFlight) -> int:
         """Wait for a batch's insert, then move the position up to the first UID not yet

@@ -191,8 +191,9 @@ HISTORY_PARTS = ("summary", "tools", "deliveries", "emails", "links")
 CSRF_PLACEHOLDER = f"csrf-{secrets.token_hex(16)}"
 
 
-def history(params: QueryDict, mailboxes: Sequence[Mailbox], now: dt.datetime) -> dict[str, str]:
+def history(params: QueryDict, now: dt.datetime) -> dict[str, str]:
     form = EmailFilterForm(params)
+    mailboxes = list(Mailbox.objects.only("name"))  # read here: never older than the state kept under
     endpoints = list(Endpoint.objects.filter(enabled=True).defer("secret"))
     waiting = delivery_counts()
     context = {
@@ -223,7 +224,7 @@ def index(request: HttpRequest) -> HttpResponse:
     # Minutes that start half a minute after the charts' own (charts.panel), so that one view
     # does not draw both again.
     key = ("dashboard", request.GET.urlencode(), int((now.timestamp() - 30) // 60))
-    parts = snapshot.keep(key, lambda: history(request.GET, [state.mailbox for state in mailboxes], now))
+    parts = snapshot.keep(key, lambda: history(request.GET, now))
     token = get_token(request)
     context = {
         "mailboxes": mailboxes,

@@ -8,7 +8,7 @@ import logging
 import pytest
 from django.core.management import call_command
 
-from mail import parsers, pipeline, poller
+from mail import parsers, poller
 from mail.models import Email, Mailbox
 from tests.mail.corpus import CORPUS, message
 
@@ -40,7 +40,6 @@ def test_a_backlog_parsed_in_a_child_process_is_recorded_as_the_poller_records_i
     # The rules read while parsing: an allow-list that some of the corpus' senders are not on.
     Mailbox.objects.filter(pk=mailbox.pk).update(allowed_senders="missions@media-solution.example")
     monkeypatch.setattr(poller, "BATCH_MESSAGES", 4)
-    monkeypatch.setattr(pipeline, "BACKLOG_BATCH", 2)  # batches of 4 are a backlog's
     here = poll_from_the_start(mailbox)
     monkeypatch.setattr(parsers, "PARSE_APART_ABOVE", 0)
     real_result = parsers.Parsing.result
@@ -55,7 +54,8 @@ def test_a_backlog_parsed_in_a_child_process_is_recorded_as_the_poller_records_i
     with caplog.at_level(logging.INFO, logger="mail.parsers"):
         apart = poll_from_the_start(mailbox)
     assert "parsed in a parser process" in caplog.text
-    assert sum(parsed_apart) >= len(here) - 4  # all but a last short batch
+    assert "the parser process stopped" not in caplog.text  # the child parsed them, no fallback
+    assert sum(parsed_apart) == len(here)
     assert len(here) == len(list(CORPUS.glob("*.eml"))) + 12
     assert apart == here
     assert any(decision == "skipped_sender" for *_, decision, _ in here)
@@ -66,7 +66,6 @@ def test_when_the_parser_process_dies_the_poller_parses_and_loses_nothing(mailbo
     for n in range(15):
         imap.append(order(n))
     monkeypatch.setattr(poller, "BATCH_MESSAGES", 5)
-    monkeypatch.setattr(pipeline, "BACKLOG_BATCH", 2)
     monkeypatch.setattr(parsers, "PARSE_APART_ABOVE", 0)
     real_submit = parsers.Parsing.submit
     submitted: list[int] = []
