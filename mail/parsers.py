@@ -3,14 +3,14 @@
 The poller's interpreter runs one thread at a time: reading a backlog, fetching, parsing and
 writing share one core, and parsing (with the rules that need only the message) is about half
 of it. A backlog of more than PARSE_APART_ABOVE messages is therefore parsed in a child
-process while the poller fetches the next batch and writes the one before; live mail, a few
-messages at a time, is parsed in the poller as always and written at once (no hand-over to
-wait for, and no backlog batch ahead of it).
+process while the poller fetches the next batch and writes the one before; mail arriving
+during the sync is parsed in the poller and written at once, ahead of the backlog batch still
+in the child (as it goes ahead of the rest of the backlog); the backlog is written in order.
 
 The child gets each batch's raw bytes and the mailbox's rules (not its password), and sends
 back the unsaved Email rows, in order; the raw bytes stay in the poller. When the child cannot
-be used (a daemonic job worker may not start one) or dies, batches are parsed in the poller,
-and the poller says so in its log. Nothing is lost either way: a batch is only recorded from
+be used (a daemonic job worker may not start one), dies or fails, batches are parsed in the
+poller, and the poller says so in its log. Nothing is lost either way: a batch is only recorded from
 what the poller holds.
 """
 
