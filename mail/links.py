@@ -106,7 +106,6 @@ def urls(text: str) -> Iterator[str]:
                 yield match.group(0)
                 break
         at = text.find("://", max(at + 3, end))
-    return
 
 
 def extract(text: str) -> list[dict[str, str]]:

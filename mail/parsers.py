@@ -111,7 +111,8 @@ class Parsing:
         return parse_batch(self.mailbox, uidvalidity, items)
 
     def _lost(self, error: Exception) -> None:
-        logger.warning("POLLER: the parser process stopped (%s); parsing in the poller", error)
+        if self._pool is not None:  # once: the batches that were waiting on it fail alike
+            logger.warning("POLLER: the parser process stopped (%s); parsing in the poller", error)
         self.close()
 
     def close(self) -> None:
