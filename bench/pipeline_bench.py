@@ -60,7 +60,7 @@ LIVE_BASE = 900_000  # lot numbers of the live emails, apart from the backlog's
 _SUBJECT_RE = re.compile(rb'"subject": "((?:[^"\\]|\\.)*)"')
 
 
-PROFILE_DIR = ""  # --profile: py-spy on the job cluster, pyinstrument on the poller
+PROFILE_DIR = ""  # --profile: py-spy on the job cluster and on the poller
 STARTED: list[subprocess.Popen[bytes]] = []
 
 
@@ -82,8 +82,10 @@ def start(args: list[str]) -> subprocess.Popen[bytes]:
     """A `manage.py` command in its own session; its progress lines are not shown (warnings are)."""
     command = [sys.executable, "manage.py", *args]
     if PROFILE_DIR and args[0] == "poll":
-        report = f"{PROFILE_DIR}/poller.txt"
-        command = [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", report, "manage.py", *args]
+        # Every thread of the poller and its parser process, sampled while it holds the GIL.
+        py_spy = str(Path(sys.executable).parent / "py-spy")
+        spy = [py_spy, "record", "--subprocesses", "--gil", "--format", "raw", "-o", f"{PROFILE_DIR}/poller.txt"]
+        command = [*spy, "--", *command]
     return spawn(command, stdout=subprocess.DEVNULL)
 
 
@@ -165,6 +167,13 @@ class Usage:
         peaks = (f"{label} {' / '.join(map(str, sorted(mb)))} MB" for label, mb in sorted(rss.items()))
         times = (f"{label} {' / '.join(f'{s:.1f}' for s in sorted(t))} s" for label, t in sorted(cpu.items()))
         return ["peak RSS: " + "; ".join(peaks), "CPU time: " + "; ".join(times)]
+
+
+def machine_cpu() -> tuple[float, float]:
+    """Core-seconds the machine has spent busy and idle since boot (/proc/stat; waiting for I/O counts as idle)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"), idle / os.sysconf("SC_CLK_TCK")
 
 
 def reset(account: Account, receiver_url: str) -> Endpoint:
@@ -300,6 +309,7 @@ class Run:
             )
 
     def start_poller(self) -> None:
+        self.cpu_at_start = machine_cpu()
         self.started = time.monotonic()
         self.poll = start(self.poller)
         self.usage.watch(" ".join(self.poller), self.poll.pid)
@@ -317,6 +327,7 @@ class Run:
     def finish(self, expected_subjects: list[str]) -> list[Request]:
         """Wait for the webhooks, stop everything, then check and print (backlog webhooks only)."""
         wait_for(self.receiver, len(expected_subjects))
+        busy, idle = (end - start for end, start in zip(machine_cpu(), self.cpu_at_start, strict=True))
         self.usage.sample()
         self.usage.done.set()
         if "--once" not in self.poller:
@@ -340,6 +351,7 @@ class Run:
         print("  " + expected_decisions(self.samples))
         for line in self.usage.report():
             print("  " + line)
+        print(f"  machine CPU from the start to the last webhook: {busy:.1f} core-seconds busy, {idle:.1f} idle")
         return records
 
 
@@ -393,7 +405,7 @@ def main() -> None:
     parser.add_argument("--live", type=int, default=20, help="new emails appended while the backlog drains (0: skip)")
     parser.add_argument("--live-interval", type=float, default=0.5)
     parser.add_argument("--skip-backlog", action="store_true", help="only the latency under load")
-    parser.add_argument("--profile", metavar="DIR", help="py-spy on the cluster, pyinstrument on the poller, into DIR")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy on the cluster and on the poller, into DIR")
     args = parser.parse_args()
     if args.profile:
         global PROFILE_DIR

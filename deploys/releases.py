@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
+import urllib3
 from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
@@ -219,24 +219,24 @@ def answered_by(number: int, log: Log, deadline: float, new_master: int) -> bool
     """HEALTHY_ANSWERS consecutive 200s from release `number` at RELEASE_HEALTH_URL; False if it
     answers anything else, its master dies, or the deadline passes. Old workers may answer too
     (they share the socket): their answers are not counted."""
-    session = requests.Session()
-    session.trust_env = False
+    pool = urllib3.PoolManager(retries=False)
     healthy = 0
     while time.monotonic() < deadline and healthy < HEALTHY_ANSWERS:
         if not alive(new_master):
             log("The new Gunicorn master stopped (the new code failed to start)")
             return False
         try:
-            response = session.get(settings.RELEASE_HEALTH_URL, timeout=5, headers={"Connection": "close"})
-        except requests.RequestException as e:
+            response = pool.request("GET", settings.RELEASE_HEALTH_URL, timeout=5, headers={"Connection": "close"})
+        except urllib3.exceptions.HTTPError as e:
             log(f"Health check: {type(e).__name__}")
             time.sleep(0.2)
             continue
         if response.headers.get("X-Release") != str(number):
             time.sleep(0.05)
             continue
-        if response.status_code != 200:
-            log(f"Health check of release {number}: HTTP {response.status_code} {response.text[:300]}")
+        if response.status != 200:
+            text = response.data[:300].decode("utf-8", "replace")
+            log(f"Health check of release {number}: HTTP {response.status} {text}")
             return False
         healthy += 1
     return healthy >= HEALTHY_ANSWERS
