@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 
 from delivery.models import Delivery, Endpoint
@@ -92,10 +92,25 @@ def test_emails_raw_bytes_and_deliveries_are_written_as_bulk_create_writes_them(
     assert mine == other and len(mine) == 60
 
 
-@pytest.mark.only_on("sqlite", "on PostgreSQL the insert is Django's bulk_create")
 def test_a_value_of_the_wrong_kind_is_refused_not_written(box):
     wrong = email(box, "<wrong>")
     wrong.size = 7.5  # a float where the column takes integers
     with pytest.raises(TypeError, match="size: a plain column was given float"):
         inserts.insert([wrong])
-    assert connection.vendor == "sqlite" and not Email.objects.exists()
+    assert not Email.objects.exists()
+
+
+def test_a_row_already_there_fails_the_statement_with_djangos_integrity_error(box):
+    inserts.insert([email(box, "<first>")])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        inserts.insert([email(box, "<second>"), email(box, "<first>")], returning_pk=True)
+    assert list(Email.objects.values_list("identity", flat=True)) == ["<first>"]
+
+
+def test_more_rows_than_one_statement_takes_are_written_whole_with_their_keys_in_order(box):
+    columns = len([f for f in Email._meta.concrete_fields if f.name != "id"])
+    count = min(inserts.MAX_PARAMETERS, connection.ops.bulk_batch_size(["x"] * columns, [None] * 10**6)) // columns + 7
+    many = [email(box, f"<many{i:05}>") for i in range(count)]
+    inserts.insert(many, returning_pk=True)
+    stored = list(Email.objects.order_by("pk").values_list("pk", "identity"))
+    assert stored == [(e.pk, e.identity) for e in many]
