@@ -82,6 +82,7 @@ class Account:
     def __init__(self, env: dict[str, str]) -> None:
         self.host, self.port = "127.0.0.1", int(env["IMAP_PLAIN_PORT"])
         self.user, self.password = env["IMAP_SECOND_USER"], "secret"
+        self.dir = env["IMAP_TEST_DIR"]
 
     def client(self) -> IMAPClient:
         c = IMAPClient(self.host, port=self.port, ssl=False, timeout=60)
