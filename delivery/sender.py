@@ -24,6 +24,7 @@ from django_q.tasks import async_task
 from delivery import http, payload, r2, signing
 from delivery.models import Attempt, Delivery, Endpoint, SendingSchedule
 from delivery.schedule import blocked, in_window, next_opening
+from signalserver import inserts
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +102,10 @@ def claim_batch(now: dt.datetime | None = None, limit: int | None = None) -> lis
         if not rows:
             return []
         until = now + dt.timedelta(seconds=claim_seconds([t for _, t in rows]))
-        Delivery.objects.filter(pk__in=[pk for pk, _ in rows]).update(claimed_until=until, claim=token)
-    claimed = list(Delivery.objects.filter(claim=token, claimed_until=until).select_related("email"))
+        pks = [pk for pk, _ in rows]
+        Delivery.objects.filter(pk__in=pks).update(claimed_until=until, claim=token)
+    # By key (the claim token has no index: on PostgreSQL a scan of the whole table per claim).
+    claimed = list(Delivery.objects.filter(pk__in=pks, claim=token, claimed_until=until).select_related("email"))
     _share_endpoints(claimed)
     return sorted(claimed, key=lambda d: (d.backlog, d.next_attempt_at, d.pk))
 
@@ -310,7 +313,7 @@ def _record_attempts(results: list[Sent]) -> None:
     for sent in results:
         _after_attempt(sent.delivery, sent.verdict, sent.response, sent.at)
     if results:
-        Attempt.objects.bulk_create([_attempt(sent) for sent in results])
+        inserts.insert([_attempt(sent) for sent in results])
         _save_results([sent.delivery for sent in results])
 
 

@@ -20,9 +20,10 @@ from django.utils import timezone
 
 from delivery import outbox
 from delivery.models import Delivery
-from mail import detectors, inserts, links, subjects
+from mail import detectors, links, subjects
 from mail.models import Email, GmailIngress, Mailbox, MailRules, RawMessage
 from mail.parsing import ParsedMessage, UnparseableMessage, parse_message
+from signalserver import inserts
 
 logger = logging.getLogger(__name__)
 

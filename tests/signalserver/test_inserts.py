@@ -1,4 +1,4 @@
-"""The writer's batch INSERT writes exactly the rows that Django's bulk_create writes."""
+"""The batch INSERT writes exactly the rows that Django's bulk_create writes."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 
-from delivery.models import Delivery, Endpoint
-from mail import inserts
+from delivery.models import Attempt, Delivery, Endpoint
 from mail.models import Email, Mailbox, RawMessage
+from signalserver import inserts
 
 pytestmark = pytest.mark.django_db
 
@@ -89,6 +89,23 @@ def test_emails_raw_bytes_and_deliveries_are_written_as_bulk_create_writes_them(
     assert all(d.pk for d in ours_deliveries)
     mine = [{**r, "email_id": None} for r in rows(Delivery, email__identity__startswith="<ours")]
     other = [{**r, "email_id": None} for r in rows(Delivery, email__identity__startswith="<theirs")]
+    assert mine == other and len(mine) == 60
+
+    def attempt(d: Delivery, answered: bool) -> Attempt:
+        started = dt.datetime(2026, 11, 3, 8, 16, 0, 250000, tzinfo=dt.UTC)
+        if answered:
+            return Attempt(delivery=d, started=started, outcome="delivered", status_code=200, duration_ms=3)
+        return Attempt(delivery=d, started=started, outcome="failed", error="The connection … was cut")
+
+    inserts.insert([attempt(d, i % 2 == 0) for i, d in enumerate(ours_deliveries)])
+    Attempt.objects.bulk_create(
+        [
+            attempt(d, i % 2 == 0)
+            for i, d in enumerate(Delivery.objects.exclude(pk__in=[d.pk for d in ours_deliveries]).order_by("pk"))
+        ]
+    )
+    mine = [{**r, "delivery_id": None} for r in rows(Attempt, delivery__in=ours_deliveries)]
+    other = [{**r, "delivery_id": None} for r in rows(Attempt, delivery__email__identity__startswith="<theirs")]
     assert mine == other and len(mine) == 60
 
 

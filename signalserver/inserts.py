@@ -1,4 +1,5 @@
-"""Batch INSERTs for the poller's writer: a batch's emails, their raw bytes and their deliveries.
+"""Batch INSERTs: the poller's (a batch's emails, their raw bytes and their deliveries) and the
+sender's (a batch's attempts).
 
 What Django's `bulk_create` writes, with the statement built once per chunk of rows instead
 of value by value. For a batch of 200 emails of 24 columns, bulk_create spends more CPU
@@ -12,7 +13,7 @@ without its eight calls per value, and given to PostgreSQL as they are.
 On PostgreSQL, bulk_create sends one array per column (UNNEST), which psycopg builds in
 Python value by value; here the rows go as one statement of $n parameters that psycopg hands
 to the server without parsing it (a batch of 200 emails: 229 → 59 µs of CPU a row).
-`tests/mail/test_inserts.py` compares the rows the two write, on both databases.
+`tests/signalserver/test_inserts.py` compares the rows the two write, on both databases.
 """
 
 from __future__ import annotations
