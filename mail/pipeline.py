@@ -11,7 +11,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -27,6 +27,7 @@ from signalserver import inserts
 
 logger = logging.getLogger(__name__)
 
+SEEN = b"\\Seen"
 # Decisions after which a "Lot <n>" group counts as handled.
 GROUP_HANDLED = ("accepted", "delivered", "held", "retrying", "failed")
 
@@ -208,8 +209,52 @@ def record_parsed(mailbox: Mailbox | None, parsed: list[tuple[Email, Fetched]]) 
 
     `mailbox` None: pushed mail, whose identities and groups are those of the other pushed mail.
     """
+    return _record(mailbox, parsed, _known(mailbox, parsed))
+
+
+@dataclass
+class Polled:
+    """What a poller's batch recorded, and the messages it must flag on the server."""
+
+    created: list[Email]
+    to_flag: list[Email]
+
+
+def record_polled(mailbox: Mailbox, uidvalidity: int, parsed: list[tuple[Email, Fetched]]) -> Polled:
+    """`record_parsed` for a poller, whose flags on the server follow the commit.
+
+    The rows are written with `seen_flagged` already set when the mailbox marks them read
+    (one UPDATE of every row less); the poller flags them before it moves its position. If
+    it stopped in between, the next sync fetches these messages again: those recorded at the
+    same UID are flagged then (`to_flag`), so a recorded message is never left unflagged.
+    """
+    known = _known(mailbox, parsed)
+    again = [
+        Email(uid=item.uid, uidvalidity=uidvalidity, decision=known[email.identity][2])
+        for email, item in parsed
+        if email.identity in known and known[email.identity][:2] == (item.uid, uidvalidity)
+    ]
+    created = _record(mailbox, parsed, known, mark_seen=True)
+    return Polled(created, created + again)
+
+
+Known = dict[str, tuple[int | None, int | None, str]]
+
+
+def _known(mailbox: Mailbox | None, parsed: list[tuple[Email, Fetched]]) -> Known:
+    """The batch's messages already recorded: identity → (uid, uidvalidity, decision)."""
     identities = [e.identity for e, _ in parsed]
-    known = set(Email.objects.filter(mailbox=mailbox, identity__in=identities).values_list("identity", flat=True))
+    rows = Email.objects.filter(mailbox=mailbox, identity__in=identities)
+    return {
+        identity: (uid, validity, decision)
+        for identity, uid, validity, decision in rows.values_list("identity", "uid", "uidvalidity", "decision")
+    }
+
+
+def _record(
+    mailbox: Mailbox | None, parsed: list[tuple[Email, Fetched]], known: Iterable[str], mark_seen: bool = False
+) -> list[Email]:
+    known = set(known)
     handled = handled_groups(mailbox, {e.subject_group for e, _ in parsed if e.subject_group})
     fresh: list[tuple[Email, Fetched]] = []
     for email, item in parsed:
@@ -226,6 +271,9 @@ def record_parsed(mailbox: Mailbox | None, parsed: list[tuple[Email, Fetched]]) 
         for deliveries in planned.values():
             for delivery in deliveries:
                 delivery.backlog = True
+    if mark_seen and mailbox is not None:
+        for email, _ in fresh:
+            email.seen_flagged = email.uid is not None and SEEN in mailbox.flags_for(email.decision)
     return _insert(mailbox, fresh, planned)
 
 

@@ -38,7 +38,7 @@ from mail import imap
 from mail.lease import Lease, redis_key
 from mail.models import Email, Mailbox
 from mail.parsers import Parsing
-from mail.pipeline import Fetched, record_parsed
+from mail.pipeline import Fetched, Polled, record_polled
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,6 @@ BATCH_BYTES = 8 * 1024 * 1024
 BATCH_MESSAGES = 200
 CHUNK_BYTES = 2 * 1024 * 1024
 CONNECTION_FIELDS = ("host", "port", "use_ssl", "username", "password", "folder", "mode")
-SEEN = b"\\Seen"
 # A session past its end serves this much longer at most while its successor connects.
 HANDOVER_GRACE_SECONDS = 20
 # How often a successor, connected and waiting, looks whether the lease is free.
@@ -77,7 +76,7 @@ def fetch_in_chunks(client: IMAPClient, uid: int, size: int) -> bytearray:
 @dataclass
 class InFlight:
     uids: list[int]
-    saving: Future[list[Email]]
+    saving: Future[Polled]
 
 
 @dataclass
@@ -236,17 +235,15 @@ class Poller:
         return [Fetched(uid, fetched[uid][b"BODY[]"]) for uid in batch if b"BODY[]" in fetched.get(uid, {})]
 
     def _flag(self, client: IMAPClient, emails: Sequence[Email]) -> None:
-        """Add each recorded message's flags (the mailbox's read policy, its keyword), grouped by flags."""
-        groups: dict[tuple[bytes, ...], list[Email]] = {}
+        """Add each recorded message's flags (the mailbox's read policy, its keyword), grouped by
+        flags. Their rows already say they are marked read (`pipeline.record_polled`)."""
+        groups: dict[tuple[bytes, ...], list[int]] = {}
         for email in emails:
             flags = tuple(self.mailbox.flags_for(email.decision))
             if email.uid is not None and flags:
-                groups.setdefault(flags, []).append(email)
-        for flags, group in groups.items():
-            client.add_flags([e.uid for e in group], list(flags), silent=True)
-        seen = [e.pk for flags, group in groups.items() if SEEN in flags for e in group]
-        if seen:
-            Email.objects.filter(pk__in=seen).update(seen_flagged=True)
+                groups.setdefault(flags, []).append(email.uid)
+        for flags, uids in groups.items():
+            client.add_flags(uids, list(flags), silent=True)
 
     def sync(self, client: IMAPClient, uidvalidity: int) -> int:
         """Record every message above the last processed UID; returns how many were new.
@@ -285,7 +282,7 @@ class Poller:
                 if in_flight:
                     done, in_flight = in_flight, None
                     created += self._committed(client, uidvalidity, done)
-                in_flight = InFlight(oldest.uids, writer.submit(record_parsed, mailbox, rows))
+                in_flight = InFlight(oldest.uids, writer.submit(record_polled, mailbox, uidvalidity, rows))
 
             try:
                 for batch in self._arrivals_first(client, uids):
@@ -313,13 +310,16 @@ class Poller:
         return created
 
     def _committed(self, client: IMAPClient, uidvalidity: int, batch: InFlight) -> int:
-        """Wait for a batch's insert, then move the position up to the first UID not yet
-        committed (new mail goes first, so batches may commit out of order) and flag its messages."""
-        emails = batch.saving.result()
+        """Wait for a batch's insert, flag its messages, then move the position up to the first
+        UID not yet committed (new mail goes first, so batches may commit out of order).
+
+        Flagged before the position moves: a session stopped in between fetches the batch
+        again and flags it then (`pipeline.record_polled`)."""
+        polled = batch.saving.result()
+        self._flag(client, polled.to_flag)
         self._unfinished.difference_update(batch.uids)
         self.mailbox.save_position(uidvalidity, min(self._unfinished) - 1 if self._unfinished else self._highest)
-        self._flag(client, emails)
-        return len(emails)
+        return len(polled.created)
 
     def look(self, client: IMAPClient, uidvalidity: int) -> int:
         """Record everything new, until the server announces nothing more; returns how many.

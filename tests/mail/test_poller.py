@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from mail.lease import holder
 from mail.models import Email, Mailbox, PollerLease
-from mail.poller import run_session
+from mail.poller import Poller, run_session
 from tests.conftest import ROOT, base_env, child_database_env, free_port, wait_until
 from tests.mail.conftest import ImapAccount, always_active, start_imap_server, stop_imap_server
 from tests.mail.corpus import eml, message
@@ -107,6 +107,30 @@ def test_poll_once_respects_the_schedule_unless_now(mailbox, imap, capsys):
     assert not Email.objects.exists()
     call_command("poll", once=True, now=True)
     assert Email.objects.count() == 1
+
+
+def test_a_batch_recorded_but_not_flagged_when_the_session_stopped_is_flagged_by_the_next_one(
+    mailbox, imap, monkeypatch
+):
+    imap.append(eml("recadrage_dropbox_folder.eml"))
+    imap.append(eml("desabo_urgent.eml"))
+    flag = Poller._flag
+
+    def connection_lost(*args: object) -> None:
+        raise ConnectionResetError("the IMAP server closed the connection")
+
+    monkeypatch.setattr(Poller, "_flag", connection_lost)
+    with pytest.raises(CommandError, match="closed the connection"):
+        call_command("poll", once=True)
+    # Committed, not flagged: the position stays before the batch.
+    assert Email.objects.count() == 2 and Mailbox.objects.get().last_uid == 0
+    assert list(imap.flags().values()) == [(), ()]
+    monkeypatch.setattr(Poller, "_flag", flag)
+    call_command("poll", once=True)
+    assert Email.objects.count() == 2  # fetched again, not recorded again
+    assert sorted(imap.flags().values()) == [(), (b"\\Seen",)]
+    assert dict(Email.objects.values_list("decision", "seen_flagged")) == {"delivered": True, "skipped_no_links": False}
+    assert Mailbox.objects.get().last_uid == max(imap.flags())
 
 
 def test_a_uidvalidity_change_rescans_without_duplicates(mailbox, imap):
