@@ -187,11 +187,13 @@ def speed_reference(samples: list[Sample]) -> float:
     return len(raws) / (time.process_time() - started)
 
 
-def machine_cpu() -> tuple[float, float]:
-    """Core-seconds the machine has spent busy and idle since boot (/proc/stat; waiting for I/O counts as idle)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"), idle / os.sysconf("SC_CLK_TCK")
+def machine_cpu() -> tuple[float, float, float]:
+    """Core-seconds the machine has spent busy, idle (waiting for I/O included) and stolen by
+    the hypervisor (a virtual CPU ready to run while another guest had the real one) since boot."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle, steal = fields[3] + fields[4], fields[7]
+    return (sum(fields) - idle - steal) / tick, idle / tick, steal / tick
 
 
 def reset(account: Account, receiver_url: str) -> Endpoint:
@@ -351,7 +353,7 @@ class Run:
     def finish(self, expected_subjects: list[str]) -> list[Request]:
         """Wait for the webhooks, stop everything, then check and print (backlog webhooks only)."""
         wait_for(self.receiver, len(expected_subjects))
-        busy, idle = (end - start for end, start in zip(machine_cpu(), self.cpu_at_start, strict=True))
+        busy, idle, stolen = (end - start for end, start in zip(machine_cpu(), self.cpu_at_start, strict=True))
         self.usage.sample()
         self.usage.done.set()
         if "--once" not in self.poller:
@@ -375,7 +377,10 @@ class Run:
         print("  " + expected_decisions(self.samples))
         for line in self.usage.report():
             print("  " + line)
-        print(f"  machine CPU from the start to the last webhook: {busy:.1f} core-seconds busy, {idle:.1f} idle")
+        print(
+            f"  machine CPU from the start to the last webhook: {busy:.1f} core-seconds busy, {idle:.1f} idle, "
+            f"{stolen:.1f} stolen by the hypervisor"
+        )
         return records
 
 

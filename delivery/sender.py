@@ -318,21 +318,34 @@ def _record_attempts(results: list[Sent]) -> None:
 
 
 def _save_results(deliveries: list[Delivery]) -> None:
-    """UPDATE the deliveries' result columns with one prepared statement run for every row.
+    """UPDATE the deliveries' result columns: on PostgreSQL in one statement for the batch
+    (one UPDATE per row cost the sender more CPU, and the server more time, than any other
+    statement of a backlog), on SQLite with one prepared statement run for every row.
 
     Django's bulk_update builds a CASE expression per row and field: for a batch that cost
     more CPU than sending it.
     """
     fields = [field for field in Delivery._meta.concrete_fields if field.name in RESULT_FIELDS]
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(str(field.column))} = %s" for field in fields)
-    # Only the model's own table and column names are put into the SQL; values are parameters.
-    sql = f"UPDATE {quote(Delivery._meta.db_table)} SET {assignments} WHERE {quote('id')} = %s"  # noqa: S608  # nosec B608
     rows = [
         [field.get_db_prep_save(getattr(d, field.attname), connection) for field in fields] + [d.pk] for d in deliveries
     ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+    # Only the model's own table and column names are put into the SQL; values are parameters.
+    quote, table = connection.ops.quote_name, connection.ops.quote_name(Delivery._meta.db_table)
+    if connection.vendor == "postgresql":
+        columns = [quote(str(field.column)) for field in fields]
+        types = [str(field.cast_db_type(connection)) for field in fields] + ["bigint"]
+        numbers = iter(range(1, len(rows) * len(types) + 1))
+        values = ", ".join("(" + ", ".join(f"${next(numbers)}::{t}" for t in types) + ")" for _ in rows)
+        assignments = ", ".join(f"{c} = v.{c}" for c in columns)
+        names = ", ".join([*columns, quote("id")])
+        sql = f"UPDATE {table} SET {assignments} FROM (VALUES {values}) AS v ({names}) WHERE {table}.{quote('id')} = v.{quote('id')}"  # noqa: E501, S608  # nosec B608
+        with inserts.cursor() as db:
+            db.execute(sql, [value for row in rows for value in row])
+        return
+    assignments = ", ".join(f"{quote(str(field.column))} = %s" for field in fields)
+    sql = f"UPDATE {table} SET {assignments} WHERE {quote('id')} = %s"  # noqa: S608  # nosec B608
+    with connection.cursor() as db:
+        db.executemany(sql, rows)
 
 
 def _attempt(sent: Sent) -> Attempt:

@@ -56,12 +56,12 @@ def insert(objs: Sequence[Model], *, returning_pk: bool = False) -> None:
     readers = [_reader(f) for f in fields]
     rows = [[read(obj) for read in readers] for obj in objs]
     size = max(min(connection.ops.bulk_batch_size(fields, objs), MAX_PARAMETERS // len(fields)), 1)
-    with _cursor() as cursor:
+    with cursor() as db:
         for start in range(0, len(rows), size):
             chunk = rows[start : start + size]
-            cursor.execute(_statement(model, len(chunk), returning_pk), [v for row in chunk for v in row])
+            db.execute(_statement(model, len(chunk), returning_pk), [v for row in chunk for v in row])
             if returning_pk:
-                for obj, (pk,) in zip(objs[start : start + size], cursor.fetchall(), strict=True):
+                for obj, (pk,) in zip(objs[start : start + size], db.fetchall(), strict=True):
                     obj.pk = pk
     for obj in objs:
         obj._state.adding = False
@@ -69,19 +69,19 @@ def insert(objs: Sequence[Model], *, returning_pk: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def _cursor() -> Iterator[Any]:
+def cursor() -> Iterator[Any]:
     """SQLite: Django's cursor. PostgreSQL: a raw psycopg cursor, its parameters bound by the
     server as $1, $2…: psycopg splits a statement with %s placeholders in Python, and caches
     the split only for statements under 4 KB; Django's errors all the same."""
     if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            yield cursor
+        with connection.cursor() as db:
+            yield db
         return
     import psycopg
 
     connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.RawCursor(connection.connection) as cursor:
-        yield cursor
+    with connection.wrap_database_errors, psycopg.RawCursor(connection.connection) as db:
+        yield db
 
 
 @functools.lru_cache(maxsize=64)
