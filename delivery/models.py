@@ -210,7 +210,9 @@ class RuleCondition(models.Model):
 class Delivery(models.Model):
     """One email to one endpoint: the outbox row. Its webhook_id is stable across retries."""
 
-    webhook_id = models.CharField(max_length=64, unique=True, editable=False, default=new_webhook_id)
+    # Unique by a constraint (delivery_unique_webhook_id), not `unique=True`: on PostgreSQL that
+    # also adds a second index for LIKE queries, which nothing runs and every write maintains.
+    webhook_id = models.CharField(max_length=64, editable=False, default=new_webhook_id)
     # Indexed by the unique (email, endpoint) constraint, which starts with it.
     email = models.ForeignKey("mail.Email", on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     # Indexed by delivery_endpoint_sent (endpoint, status, delivered_at).
@@ -235,7 +237,10 @@ class Delivery(models.Model):
         ordering = ["-created", "-id"]
         verbose_name_plural = "deliveries"
         # One delivery per email and endpoint: reprocessing an email never sends it twice.
-        constraints = [models.UniqueConstraint(fields=["email", "endpoint"], name="delivery_one_per_endpoint")]
+        constraints = [
+            models.UniqueConstraint(fields=["email", "endpoint"], name="delivery_one_per_endpoint"),
+            models.UniqueConstraint(fields=["webhook_id"], name="delivery_unique_webhook_id"),
+        ]
         indexes = [
             # The sender's work queue: what is due, oldest first.
             models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
