@@ -121,12 +121,15 @@ def get(url: str, headers: dict[str, str], timeout: float) -> Response:
 def request(method: str, url: str, headers: dict[str, str], timeout: float, body: bytes | None = None) -> Response:
     check_target(url)
     started = time.perf_counter()
+    # Credentials in the URL (https://user:password@host/…) go as Basic authentication.
+    auth = urllib3.util.parse_url(url).auth
+    credentials = urllib3.util.make_headers(basic_auth=urllib.parse.unquote(auth)) if auth else {}
     try:
         response = _pool.request(
             method,
             url,
             body=body,
-            headers={"User-Agent": USER_AGENT, **headers},
+            headers={"User-Agent": USER_AGENT, **credentials, **headers},
             timeout=urllib3.Timeout(connect=timeout, read=timeout),
             redirect=False,
         )

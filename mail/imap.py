@@ -162,6 +162,14 @@ def connect(mailbox: Mailbox) -> Iterator[IMAPClient]:
         logout(client)
 
 
+def refused(error: BaseException) -> bool:
+    """True when the server answered a command with NO or BAD (it will answer the same again),
+    as opposed to a connection that broke or timed out."""
+    if not isinstance(error, imaplib.IMAP4.error):
+        return False
+    return isinstance(error, imaplib.IMAP4.readonly) or not isinstance(error, imaplib.IMAP4.abort)
+
+
 def new_mail_announced(client: IMAPClient) -> bool:
     """True when the server announced mail (EXISTS) since the last call; forgets what it announced.
 

@@ -316,10 +316,30 @@ class Poller:
         Flagged before the position moves: a session stopped in between fetches the batch
         again and flags it then (`pipeline.record_polled`)."""
         polled = batch.saving.result()
-        self._flag(client, polled.to_flag)
+        try:
+            self._flag(client, polled.to_flag)
+        except imap.IMAP_ERRORS as e:
+            if not imap.refused(e):
+                raise  # the connection: the batch is fetched again, and flagged then
+            self._not_flagged(uidvalidity, polled, e)
         self._unfinished.difference_update(batch.uids)
         self.mailbox.save_position(uidvalidity, min(self._unfinished) - 1 if self._unfinished else self._highest)
         return len(polled.created)
+
+    def _not_flagged(self, uidvalidity: int, polled: Polled, error: BaseException) -> None:
+        """The server refused the flags (a read-only folder, a keyword it does not take): the
+        batch stays recorded and the position moves on (else every retry would stop at it),
+        its rows say they are not marked read, and the log says why."""
+        logger.warning(
+            "IMAP: %s refused to flag %d message(s) (%s); they are recorded but not marked read. "
+            "Check that the account may change flags in %s, and the mailbox's keyword.",
+            self.mailbox,
+            len(polled.to_flag),
+            imap.technical(error),
+            self.mailbox.folder,
+        )
+        uids = [e.uid for e in polled.to_flag]
+        Email.objects.filter(mailbox=self.mailbox, uidvalidity=uidvalidity, uid__in=uids).update(seen_flagged=False)
 
     def look(self, client: IMAPClient, uidvalidity: int) -> int:
         """Record everything new, until the server announces nothing more; returns how many.

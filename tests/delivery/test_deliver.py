@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import subprocess
 import sys
@@ -321,3 +322,17 @@ def test_network_failures_are_recorded_in_words_without_the_url(box, schedule, l
     delivery.refresh_from_db()
     where = receiver.url.removeprefix("http://").split("/")[0]
     assert delivery.last_error == f"The connection to {where} failed or was cut before an answer came."
+
+
+def test_credentials_in_the_endpoint_url_go_as_basic_authentication_and_not_into_the_log(
+    box, schedule, local_targets, receiver, caplog
+):
+    host = receiver.url.removeprefix("http://")
+    Endpoint.objects.create(name="app", url=f"http://hook%40app:s3cr%3At@{host}?key=1", is_default=True)
+    [delivery] = plan(make_email(box))
+    send_due()
+    [request] = receiver.received
+    assert request.headers["authorization"] == "Basic " + base64.b64encode(b"hook@app:s3cr:t").decode()
+    assert request.path == "/hook?key=1"
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered" and "s3cr" not in caplog.text

@@ -133,6 +133,18 @@ def test_a_batch_recorded_but_not_flagged_when_the_session_stopped_is_flagged_by
     assert Mailbox.objects.get().last_uid == max(imap.flags())
 
 
+def test_flags_the_server_refuses_do_not_stop_the_poller_at_that_batch(mailbox, imap, caplog):
+    Mailbox.objects.update(flag_keyword="%x")  # Dovecot answers NO: invalid characters in keyword
+    imap.append(eml("recadrage_dropbox_folder.eml"))
+    call_command("poll", once=True)
+    imap.append(eml("desabo_html_only.eml"))
+    call_command("poll", once=True)
+    assert Email.objects.count() == 2 and Mailbox.objects.get().last_uid == max(imap.flags())
+    assert list(imap.flags().values()) == [(), ()]
+    assert not Email.objects.filter(seen_flagged=True).exists()
+    assert "refused to flag 1 message(s)" in caplog.text and "Invalid characters in keyword" in caplog.text
+
+
 def test_a_uidvalidity_change_rescans_without_duplicates(mailbox, imap):
     imap.append(eml("desabo_urgent.eml"))
     imap.append(eml("desabo_html_only.eml"))
