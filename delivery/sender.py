@@ -333,7 +333,9 @@ def _save_results(deliveries: list[Delivery]) -> None:
     quote, table = connection.ops.quote_name, connection.ops.quote_name(Delivery._meta.db_table)
     if connection.vendor == "postgresql":
         columns = [quote(str(field.column)) for field in fields]
-        types = [str(field.cast_db_type(connection)) for field in fields] + ["bigint"]
+        # Cast to the type without its length: varchar(20) would cut a longer value where the
+        # column refuses it.
+        types = [str(field.cast_db_type(connection)).split("(")[0] for field in fields] + ["bigint"]
         numbers = iter(range(1, len(rows) * len(types) + 1))
         values = ", ".join("(" + ", ".join(f"${next(numbers)}::{t}" for t in types) + ")" for _ in rows)
         assignments = ", ".join(f"{c} = v.{c}" for c in columns)
