@@ -336,8 +336,7 @@ def _save_results(deliveries: list[Delivery]) -> None:
         # Cast to the type without its length: varchar(20) would cut a longer value where the
         # column refuses it.
         types = [str(field.cast_db_type(connection)).split("(")[0] for field in fields] + ["bigint"]
-        numbers = iter(range(1, len(rows) * len(types) + 1))
-        values = ", ".join("(" + ", ".join(f"${next(numbers)}::{t}" for t in types) + ")" for _ in rows)
+        values = inserts.parameter_rows(len(rows), types)
         assignments = ", ".join(f"{c} = v.{c}" for c in columns)
         names = ", ".join([*columns, quote("id")])
         sql = f"UPDATE {table} SET {assignments} FROM (VALUES {values}) AS v ({names}) WHERE {table}.{quote('id')} = v.{quote('id')}"  # noqa: E501, S608  # nosec B608

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any
@@ -89,14 +90,20 @@ def _statement(model: type[Model], rows: int, returning_pk: bool) -> str:
     fields = [f for f in model._meta.concrete_fields if not isinstance(f, AutoField)]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(str(f.column)) for f in fields)
-    if connection.vendor == "postgresql":
-        numbers = iter(range(1, rows * len(fields) + 1))
-        values = ", ".join("(" + ", ".join(f"${next(numbers)}" for _ in fields) + ")" for _ in range(rows))
-    else:
-        values = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * rows)
+    values = parameter_rows(rows, [""] * len(fields))
     returning = f" RETURNING {quote(str(model._meta.pk.column))}" if returning_pk else ""
     # Names from the model's own metadata, values as parameters.
     return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES {values}{returning}"  # noqa: S608  # nosec B608
+
+
+def parameter_rows(rows: int, casts: Sequence[str]) -> str:
+    """A VALUES list of `rows` rows of one parameter per item of `casts` (a type to cast it to,
+    or "" for none), for a statement run through `cursor`: $1, $2… on PostgreSQL, %s on SQLite."""
+    if connection.vendor != "postgresql":
+        return ", ".join(["(" + ", ".join(["%s"] * len(casts)) + ")"] * rows)
+    numbers = itertools.count(1)
+    suffixes = [f"::{cast}" if cast else "" for cast in casts]
+    return ", ".join("(" + ", ".join(f"${next(numbers)}{suffix}" for suffix in suffixes) + ")" for _ in range(rows))
 
 
 def _reader(field: Field[Any, Any]) -> Callable[[Model], Any]:
