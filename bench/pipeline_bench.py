@@ -1,6 +1,7 @@
 """The whole pipeline as a user runs it: a backlog in the IMAP server to signed webhooks received.
 
     .venv/bin/python bench/pipeline_bench.py [--backlog 10000] [--live 20] [--live-interval 0.5]
+                                             [--in-cluster] [--skip-backlog] [--profile DIR]
 
 1. Backlog: N mixed order emails of about 8 KB (recadrage with every link provider, some
    with a PDF attachment; DESABO; neutral mail with and without a link) wait in the Dovecot
@@ -15,11 +16,14 @@
    (IDLE afterwards, as in production), while L new order emails are appended one every
    `--live-interval` seconds from the first webhook of the backlog on; prints APPEND →
    webhook received (p50/p95/max) for them.
+3. With `--in-cluster`, as deployed (`manage.py serve`): no poller command; the clock
+   starts as a poller session is queued as a job, as the `poll-mailboxes` schedule queues
+   it, and the session runs in one of the cluster's workers next to the sending jobs.
 
 Uses a temporary SQLite database and the ORM broker unless DATABASE_URL (and REDIS_URL) are
 set, and the test server's second account (its INBOX is emptied). The `poll-mailboxes`
 schedule is removed so that the cluster does not start a poller of its own: the pollers
-are the commands above.
+are the commands above, or the one session queued in 3.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ from mail_bench import Account, fresh_mailbox, pct, start_server
 from delivery.models import Attempt, Delivery, Endpoint, SendingSchedule
 from demo.receiver import Request, load_records
 from demo.samples import Sample, mixed, recadrage
-from mail.models import Email
+from mail.models import Email, Mailbox
 from mail.parsing import parse_message
 
 LIVE_BASE = 900_000  # lot numbers of the live emails, apart from the backlog's
@@ -335,9 +339,12 @@ class Run:
         self.usage.baseline = {pid: cpu for pid, (_, _, cpu) in self.usage.peaks.items()}
         self.cpu_at_start = machine_cpu()
         self.started = time.monotonic()
+        self.poll_ended: float | None = None
+        if not self.poller:  # as deployed: the poller is a job of the cluster, as the schedule starts it
+            async_task("mail.tasks.poll_mailbox", Mailbox.objects.get().pk, 0, task_name="poll (bench)")
+            return
         self.poll = start(self.poller)
         self.usage.watch(" ".join(self.poller), self.poll.pid)
-        self.poll_ended: float | None = None
         if "--once" in self.poller:
             threading.Thread(target=self._note_end, daemon=True).start()
 
@@ -357,7 +364,7 @@ class Run:
         busy, idle, stolen = (end - start for end, start in zip(machine_cpu(), self.cpu_at_start, strict=True))
         self.usage.sample()
         self.usage.done.set()
-        if "--once" not in self.poller:
+        if self.poller and "--once" not in self.poller:
             stop(self.poll)
         if PROFILE_DIR:
             self.spy.send_signal(signal.SIGINT)
@@ -388,6 +395,14 @@ class Run:
 def backlog(account: Account, count: int) -> None:
     print(f"\n1. Backlog of {count:,}: qcluster running, then `poll --once --now`")
     run = Run(account, count, ["poll", "--once", "--now"])
+    run.prepare()
+    run.start_poller()
+    run.finish([s.subject for s in run.samples if s.webhook])
+
+
+def in_cluster(account: Account, count: int) -> None:
+    print(f"\n3. As deployed: a backlog of {count:,} drained by the poller job the cluster runs (no `poll` command)")
+    run = Run(account, count, [])
     run.prepare()
     run.start_poller()
     run.finish([s.subject for s in run.samples if s.webhook])
@@ -439,6 +454,7 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=10_000)
     parser.add_argument("--live", type=int, default=20, help="new emails appended while the backlog drains (0: skip)")
     parser.add_argument("--live-interval", type=float, default=0.5)
+    parser.add_argument("--in-cluster", action="store_true", help="also: the poller as the cluster's job")
     parser.add_argument("--skip-backlog", action="store_true", help="only the latency under load")
     parser.add_argument("--profile", metavar="DIR", help="py-spy on the cluster and on the poller, into DIR")
     args = parser.parse_args()
@@ -457,6 +473,8 @@ def main() -> None:
         backlog(account, args.backlog)
     if args.live:
         live(account, args.backlog, args.live, args.live_interval)
+    if args.in_cluster:
+        in_cluster(account, args.backlog)
     account.empty()
     print(f"(this process: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
 

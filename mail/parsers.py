@@ -2,27 +2,34 @@
 
 The poller's interpreter runs one thread at a time: reading a backlog, fetching, parsing and
 writing share one core, and parsing (with the rules that need only the message) is about half
-of it. A backlog of more than PARSE_APART_ABOVE messages is therefore parsed in a child
-process while the poller fetches the next batch and writes the one before; mail arriving
+of it. With SQLite, whose work runs in the poller's process too, a backlog of more than
+PARSE_APART_ABOVE messages is therefore parsed in a child process while the poller fetches
+the next batch and writes the one before (PostgreSQL's own processes use the other core,
+and the poller parses there as fast itself, for less CPU); mail arriving
 during the sync is parsed in the poller and written at once, ahead of the backlog batch still
 in the child (as it goes ahead of the rest of the backlog); the backlog is written in order.
 
-The child gets each batch's raw bytes and the mailbox's rules (not its password), and sends
-back the unsaved Email rows, in order; the raw bytes stay in the poller. When the child cannot
-be used (a daemonic job worker may not start one), dies or fails, batches are parsed in the
-poller, and the poller says so in its log. Nothing is lost either way: a batch is only recorded from
-what the poller holds.
+The child is a plain subprocess, not a multiprocessing one, so a poller run by a job
+cluster's (daemonic) worker can start it too. It reads the batches on its stdin (each batch's
+raw bytes and the mailbox's rules, not its password) and sends back the unsaved Email rows,
+in order, on its stdout; it ends when its stdin closes, so a poller that is killed leaves no
+child behind. When the child cannot start, dies, hangs or fails, batches are parsed in the
+poller, and the poller says so in its log. Nothing is lost either way: a batch is only
+recorded from what the poller holds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import multiprocessing
+import os
+import pickle
 import signal
+import subprocess
+import sys
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import IO, TYPE_CHECKING, Any
 
 import django
 
@@ -36,17 +43,22 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PARSE_APART_ABOVE = 400
+# Where a backlog is parsed apart: where the database runs inside the poller's process
+# (SQLite), so that the poller's core would also do the database's work. PostgreSQL works in
+# processes of its own, which keep the other core busy: there a child costs more CPU than it
+# frees, and the poller parses faster itself (bench/README.md, 2026-11-27).
+PARSE_APART_DATABASES = ("sqlite",)
 # What the rules applied while parsing (pipeline.examine) read of a mailbox.
 RULE_FIELDS = ("allowed_senders", "timezone", "subject_group_dedup", "subject_group_monthly")
 # A batch this large is one large message: parsed here, not copied to the child first.
 APART_MAX_BYTES = 8 * 1024 * 1024
+# A batch the child has not sent back after this long is parsed here (a hung child).
+PARSE_TIMEOUT_SECONDS = 120.0
+CHILD_COMMAND = ("-c", "from mail.parsers import serve; serve()")
 
 
-def _child_setup() -> None:
-    """The child's start: Ctrl-C, sent to the whole process group, is the poller's to handle
-    (it finishes the current batch); the child only parses what it is given."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    django.setup()
+class ParserFailed(Exception):
+    """The child could not parse a batch (its error, as text)."""
 
 
 def parse_rows(rules: Mailbox, uidvalidity: int | None, items: Sequence[Fetched]) -> list[Email]:
@@ -56,42 +68,116 @@ def parse_rows(rules: Mailbox, uidvalidity: int | None, items: Sequence[Fetched]
     return [email for email, _ in parse_batch(rules, uidvalidity, items)]
 
 
+def serve(requests: IO[bytes] | None = None) -> None:
+    """The child: batches from stdin, replies to what was stdout, until stdin closes.
+
+    Ctrl-C, sent to the whole process group, is the poller's to handle (it finishes the
+    current batch). Whatever the child would print goes to stderr, so that only replies go
+    down the reply pipe.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    django.setup()
+    requests = requests or sys.stdin.buffer
+    while True:
+        try:
+            rules, uidvalidity, items = pickle.load(requests)  # noqa: S301 (our poller, on our pipe)
+        except EOFError:
+            return  # the poller closed the pipe, or is gone
+        try:
+            reply: tuple[str, Any] = ("rows", parse_rows(rules, uidvalidity, items))
+        except Exception as e:  # sent back: the poller parses this batch itself
+            reply = ("error", f"{type(e).__name__}: {e}")
+        try:
+            pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)
+            replies.flush()
+        except BrokenPipeError:
+            return
+
+
+class Child:
+    """The parser process, and the one thread that talks to it (a batch at a time, in order)."""
+
+    def __init__(self) -> None:
+        from django.conf import settings
+
+        self.process = subprocess.Popen(
+            [sys.executable, *CHILD_COMMAND],
+            cwd=settings.BASE_DIR,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self._talk = ThreadPoolExecutor(1, thread_name_prefix="parser")
+
+    def submit(self, rules: Mailbox, uidvalidity: int | None, items: Sequence[Fetched]) -> Future[list[Email]]:
+        return self._talk.submit(self._exchange, (rules, uidvalidity, list(items)))
+
+    def _exchange(self, request: tuple[Any, ...]) -> list[Email]:
+        stdin, stdout = self.process.stdin, self.process.stdout
+        assert stdin is not None and stdout is not None
+        try:
+            pickle.dump(request, stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            stdin.flush()
+            kind, value = pickle.load(stdout)  # noqa: S301 (our own child)
+        except (BrokenPipeError, EOFError):
+            raise ParserFailed(self._ended()) from None
+        if kind != "rows":
+            raise ParserFailed(value)
+        rows: list[Email] = value
+        return rows
+
+    def _ended(self) -> str:
+        try:
+            status = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return "it closed its pipes"
+        return f"it was killed by signal {-status}" if status < 0 else f"it exited with status {status}"
+
+    def stop(self) -> None:
+        """Ends the child at once (it holds nothing but batches the poller also holds)."""
+        self.process.kill()
+        self.process.wait()
+        self._talk.shutdown(wait=True, cancel_futures=True)  # its exchange ends with the pipes
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):  # what was buffered for a dead child goes nowhere
+                    pipe.close()
+
+
 class Parsing:
     """Where a sync's batches are parsed: in a child process, or here."""
 
     def __init__(self, mailbox: Mailbox, backlog: int) -> None:
-        self.mailbox = mailbox
-        # The child needs the mailbox's rules, not its account.
+        from django.db import connection
+
         from mail.models import Mailbox
 
+        self.mailbox = mailbox
+        # The child needs the mailbox's rules, not its account.
         rules = {field: getattr(mailbox, field) for field in RULE_FIELDS}
         self._rules = Mailbox(pk=mailbox.pk, name=mailbox.name, **rules)
-        self._pool: ProcessPoolExecutor | None = None
-        if backlog > PARSE_APART_ABOVE:
-            self._pool = self._start()
-            where = "in a parser process" if self._pool else "here (a job worker may not start a process)"
-            logger.info("POLLER: a backlog of %d messages in %s: parsed %s", backlog, mailbox, where)
+        self._child: Child | None = None
+        if backlog <= PARSE_APART_ABOVE:
+            return
+        where = "here (the database works on the other core)"
+        if connection.vendor in PARSE_APART_DATABASES:
+            try:
+                self._child = Child()
+                where = "in a parser process"
+            except OSError as e:
+                where = f"here (the parser process could not start: {e})"
+        logger.info("POLLER: a backlog of %d messages in %s: parsed %s", backlog, mailbox, where)
 
     @property
     def depth(self) -> int:
         """How many fetched batches wait for their parse before the oldest is written."""
-        return 1 if self._pool is not None else 0
-
-    def _start(self) -> ProcessPoolExecutor | None:
-        if multiprocessing.current_process().daemon:
-            return None  # a daemonic process (a job cluster worker) may not have children
-        # Spawned, never forked: the poller has threads, and a fork copies their locks.
-        context = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(1, mp_context=context, initializer=_child_setup)
+        return 1 if self._child is not None else 0
 
     def submit(self, uidvalidity: int | None, items: list[Fetched]) -> Future[list[Email]] | None:
-        if self._pool is None or sum(len(item.raw) for item in items) > APART_MAX_BYTES:
+        if self._child is None or sum(len(item.raw) for item in items) > APART_MAX_BYTES:
             return None
-        try:
-            return self._pool.submit(parse_rows, self._rules, uidvalidity, items)
-        except (BrokenProcessPool, RuntimeError) as e:
-            self._lost(e)
-            return None
+        return self._child.submit(self._rules, uidvalidity, items)
 
     def result(
         self, parsing: Future[list[Email]] | None, uidvalidity: int | None, items: list[Fetched]
@@ -99,8 +185,8 @@ class Parsing:
         """The batch's rows: those the child parsed, or parsed here."""
         if parsing is not None:
             try:
-                emails = parsing.result()
-            except Exception as e:  # whatever failed in the child, this batch is parsed here
+                emails = parsing.result(timeout=PARSE_TIMEOUT_SECONDS)
+            except Exception as e:  # whatever failed in or with the child, this batch is parsed here
                 self._lost(e)
             else:
                 for email in emails:
@@ -111,11 +197,12 @@ class Parsing:
         return parse_batch(self.mailbox, uidvalidity, items)
 
     def _lost(self, error: Exception) -> None:
-        if self._pool is not None:  # once: the batches that were waiting on it fail alike
-            logger.warning("POLLER: the parser process stopped (%s); parsing in the poller", error)
+        if self._child is not None:  # once: the batches that were waiting on it fail alike
+            reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            logger.warning("POLLER: the parser process stopped (%s); parsing in the poller", reason)
         self.close()
 
     def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            pool.shutdown(wait=False, cancel_futures=True)
+        if self._child is not None:
+            child, self._child = self._child, None
+            child.stop()

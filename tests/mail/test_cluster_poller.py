@@ -176,3 +176,29 @@ def test_check_now_while_a_session_runs_asks_it_and_leaves_the_workers_free(mail
     assert holder(box.lease_name) == ""
     assert waited < 10
     assert "1 new email(s), fetched by the running poller." in operator.get("/").content.decode()
+
+
+def test_a_backlog_found_by_a_session_in_the_cluster_is_recorded_once_and_parsed_apart_on_sqlite(
+    mailbox, imap, cluster, tmp_path
+):
+    from django.db import connection
+
+    from mail.parsers import PARSE_APART_ABOVE, PARSE_APART_DATABASES
+
+    count = PARSE_APART_ABOVE + 20
+    client = imap.client()
+    client.multiappend("INBOX", [message(f"Commande {n}", f"https://fromsmash.com/Order{n:04d}") for n in range(count)])
+    client.logout()
+    cluster.append(Cluster(tmp_path / "qcluster.log", POLLER_SESSION_SECONDS="120"))
+    start_session(mailbox)
+    wait_until(lambda: Email.objects.count() == count, timeout=60, message="the backlog recorded")
+    log = cluster[0].stop()
+    if connection.vendor in PARSE_APART_DATABASES:
+        where = "in a parser process"
+    else:  # PostgreSQL's own processes work on the other core
+        where = "here (the database works on the other core)"
+    assert f"a backlog of {count} messages in {mailbox}: parsed {where}" in log, log[-3000:]
+    assert "the parser process stopped" not in log
+    assert Email.objects.values("subject").distinct().count() == count  # each once
+    left = subprocess.run(["pgrep", "-f", "from mail.parsers import serve"], capture_output=True, text=True)
+    assert left.stdout == "", "the parser process outlived the cluster"

@@ -35,6 +35,7 @@ def live_during_sync(request, imap, monkeypatch) -> int:
     apart = request.param == "parsed in a parser process"
     if apart:
         monkeypatch.setattr(parsers, "PARSE_APART_ABOVE", 0)
+        monkeypatch.setattr(parsers, "PARSE_APART_DATABASES", ("sqlite", "postgresql"))
     monkeypatch.setattr(poller, "BATCH_MESSAGES", 5)
     monkeypatch.setattr(pipeline, "BACKLOG_BATCH", 2)
     for n in range(15):
