@@ -23,13 +23,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import pickle
+import pickle  # nosec B403: the poller and its own child, on their private pipes
 import signal
 import subprocess
 import sys
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import django
 
@@ -82,7 +82,7 @@ def serve(requests: IO[bytes] | None = None) -> None:
     requests = requests or sys.stdin.buffer
     while True:
         try:
-            rules, uidvalidity, items = pickle.load(requests)  # noqa: S301 (our poller, on our pipe)
+            rules, uidvalidity, items = pickle.load(requests)  # noqa: S301  # nosec B301: from our poller
         except EOFError:
             return  # the poller closed the pipe, or is gone
         try:
@@ -114,12 +114,11 @@ class Child:
         return self._talk.submit(self._exchange, (rules, uidvalidity, list(items)))
 
     def _exchange(self, request: tuple[Any, ...]) -> list[Email]:
-        stdin, stdout = self.process.stdin, self.process.stdout
-        assert stdin is not None and stdout is not None
+        stdin, stdout = cast(IO[bytes], self.process.stdin), cast(IO[bytes], self.process.stdout)  # both piped
         try:
             pickle.dump(request, stdin, protocol=pickle.HIGHEST_PROTOCOL)
             stdin.flush()
-            kind, value = pickle.load(stdout)  # noqa: S301 (our own child)
+            kind, value = pickle.load(stdout)  # noqa: S301  # nosec B301: from our child
         except (BrokenPipeError, EOFError):
             raise ParserFailed(self._ended()) from None
         if kind != "rows":

@@ -76,7 +76,10 @@ def test_every_line_serve_prints_in_production_is_json(production_env, stop_proc
     lines = text.splitlines()
     entries = []
     for line in lines:
-        entry = json.loads(line)  # fails on the first line that is not JSON
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            pytest.fail(f"not JSON: {line!r}; all it printed:\n{text[-4000:]}")
         assert {"time", "level", "logger", "message"} <= entry.keys(), line
         entries.append(entry)
     loggers = {e["logger"] for e in entries}
