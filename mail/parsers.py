@@ -12,10 +12,11 @@ in the child (as it goes ahead of the rest of the backlog); the backlog is writt
 The child is a plain subprocess, not a multiprocessing one, so a poller run by a job
 cluster's (daemonic) worker can start it too. It reads the batches on its stdin (each batch's
 raw bytes and the mailbox's rules, not its password) and sends back the unsaved Email rows,
-in order, on its stdout; it ends when its stdin closes, so a poller that is killed leaves no
-child behind. When the child cannot start, dies, hangs or fails, batches are parsed in the
-poller, and the poller says so in its log. Nothing is lost either way: a batch is only
-recorded from what the poller holds.
+in order, on its stdout. The poller stops it when the sync ends; it also ends by itself when
+its stdin closes, so a poller killed outright leaves none behind. When the child cannot
+start, dies, fails or sends nothing back for PARSE_TIMEOUT_SECONDS (the poller keeps its
+lease meanwhile), the poller stops it, parses the batches itself and says so in its log.
+Nothing is lost either way: a batch is only recorded from what the poller holds.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ import pickle  # nosec B403: the poller and its own child, on their private pipe
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as WaitedTooLong
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 import django
@@ -52,8 +56,10 @@ PARSE_APART_DATABASES = ("sqlite",)
 RULE_FIELDS = ("allowed_senders", "timezone", "subject_group_dedup", "subject_group_monthly")
 # A batch this large is one large message: parsed here, not copied to the child first.
 APART_MAX_BYTES = 8 * 1024 * 1024
-# A batch the child has not sent back after this long is parsed here (a hung child).
-PARSE_TIMEOUT_SECONDS = 120.0
+# A batch the child has not sent back after this long is parsed here (a hung child). The
+# poller renews its lease meanwhile, every WAIT_SLICE_SECONDS.
+PARSE_TIMEOUT_SECONDS = 60.0
+WAIT_SLICE_SECONDS = 1.0
 CHILD_COMMAND = ("-c", "from mail.parsers import serve; serve()")
 
 
@@ -83,8 +89,8 @@ def serve(requests: IO[bytes] | None = None) -> None:
     while True:
         try:
             rules, uidvalidity, items = pickle.load(requests)  # noqa: S301  # nosec B301: from our poller
-        except EOFError:
-            return  # the poller closed the pipe, or is gone
+        except (EOFError, pickle.UnpicklingError):
+            return  # the poller closed the pipe, or is gone (perhaps in the middle of a batch)
         try:
             reply: tuple[str, Any] = ("rows", parse_rows(rules, uidvalidity, items))
         except Exception as e:  # sent back: the poller parses this batch itself
@@ -96,6 +102,17 @@ def serve(requests: IO[bytes] | None = None) -> None:
             return
 
 
+def interpreter(base_dir: Path) -> str:
+    """The Python of the code in `base_dir`: in a release layout (deploys/), where the process
+    runs `current/.venv/bin/python`, the release's own virtualenv, wherever `current` points by
+    now; otherwise this process's interpreter."""
+    executable = Path(sys.executable)
+    own = base_dir / ".venv" / "bin" / executable.name
+    if executable.parent.parent.name == ".venv" and own.exists():
+        return str(own)
+    return sys.executable
+
+
 class Child:
     """The parser process, and the one thread that talks to it (a batch at a time, in order)."""
 
@@ -103,7 +120,7 @@ class Child:
         from django.conf import settings
 
         self.process = subprocess.Popen(
-            [sys.executable, *CHILD_COMMAND],
+            [interpreter(settings.BASE_DIR), *CHILD_COMMAND],
             cwd=settings.BASE_DIR,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -119,7 +136,7 @@ class Child:
             pickle.dump(request, stdin, protocol=pickle.HIGHEST_PROTOCOL)
             stdin.flush()
             kind, value = pickle.load(stdout)  # noqa: S301  # nosec B301: from our child
-        except (BrokenPipeError, EOFError):
+        except (BrokenPipeError, EOFError, pickle.UnpicklingError):
             raise ParserFailed(self._ended()) from None
         if kind != "rows":
             raise ParserFailed(value)
@@ -147,12 +164,13 @@ class Child:
 class Parsing:
     """Where a sync's batches are parsed: in a child process, or here."""
 
-    def __init__(self, mailbox: Mailbox, backlog: int) -> None:
+    def __init__(self, mailbox: Mailbox, backlog: int, keep_alive: Callable[[], None] = lambda: None) -> None:
         from django.db import connection
 
         from mail.models import Mailbox
 
         self.mailbox = mailbox
+        self.keep_alive = keep_alive  # called about once a second while a parse is awaited
         # The child needs the mailbox's rules, not its account.
         rules = {field: getattr(mailbox, field) for field in RULE_FIELDS}
         self._rules = Mailbox(pk=mailbox.pk, name=mailbox.name, **rules)
@@ -176,7 +194,11 @@ class Parsing:
     def submit(self, uidvalidity: int | None, items: list[Fetched]) -> Future[list[Email]] | None:
         if self._child is None or sum(len(item.raw) for item in items) > APART_MAX_BYTES:
             return None
-        return self._child.submit(self._rules, uidvalidity, items)
+        try:
+            return self._child.submit(self._rules, uidvalidity, items)
+        except RuntimeError as e:  # no thread to talk to it ("can't start new thread")
+            self._lost(e)
+            return None
 
     def result(
         self, parsing: Future[list[Email]] | None, uidvalidity: int | None, items: list[Fetched]
@@ -184,8 +206,8 @@ class Parsing:
         """The batch's rows: those the child parsed, or parsed here."""
         if parsing is not None:
             try:
-                emails = parsing.result(timeout=PARSE_TIMEOUT_SECONDS)
-            except Exception as e:  # whatever failed in or with the child, this batch is parsed here
+                emails = self._awaited(parsing)
+            except ParserFailed as e:  # this batch is parsed here
                 self._lost(e)
             else:
                 for email in emails:
@@ -195,9 +217,23 @@ class Parsing:
 
         return parse_batch(self.mailbox, uidvalidity, items)
 
+    def _awaited(self, parsing: Future[list[Email]]) -> list[Email]:
+        deadline = time.monotonic() + PARSE_TIMEOUT_SECONDS
+        while True:
+            try:
+                return parsing.result(timeout=WAIT_SLICE_SECONDS)
+            except WaitedTooLong:
+                if time.monotonic() >= deadline:
+                    raise ParserFailed(f"it sent nothing back in {PARSE_TIMEOUT_SECONDS:.0f} s; stopped it") from None
+            except ParserFailed:
+                raise
+            except Exception as e:  # whatever else failed with the child
+                raise ParserFailed(f"{type(e).__name__}: {e}") from e
+            self.keep_alive()  # its errors (a lost lease) are the poller's, not the child's
+
     def _lost(self, error: Exception) -> None:
         if self._child is not None:  # once: the batches that were waiting on it fail alike
-            reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            reason = str(error) if isinstance(error, ParserFailed) else f"{type(error).__name__}: {error}"
             logger.warning("POLLER: the parser process stopped (%s); parsing in the poller", reason)
         self.close()
 

@@ -267,7 +267,7 @@ class Poller:
             mailbox.save_position(uidvalidity, 0)
         uids = sorted(u for u in client.search(["UID", f"{mailbox.last_uid + 1}:*"]) if u > mailbox.last_uid)
         created = 0
-        parsing = Parsing(mailbox, len(uids))
+        parsing = Parsing(mailbox, len(uids), keep_alive=self.renew_if_due)
         with BatchWriter() as writer:
             # Fetched batches waiting for their parse: one while a child process parses (it
             # parses a batch while the next is fetched), none when parsing happens here.

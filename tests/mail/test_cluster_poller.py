@@ -200,5 +200,19 @@ def test_a_backlog_found_by_a_session_in_the_cluster_is_recorded_once_and_parsed
     assert f"a backlog of {count} messages in {mailbox}: parsed {where}" in log, log[-3000:]
     assert "the parser process stopped" not in log
     assert Email.objects.values("subject").distinct().count() == count  # each once
-    left = subprocess.run(["pgrep", "-f", "from mail.parsers import serve"], capture_output=True, text=True)
-    assert left.stdout == "", "the parser process outlived the cluster"
+    wait_until(lambda: not parser_processes(session=cluster[0].proc.pid), timeout=10, message="no parser process left")
+
+
+def parser_processes(session: int) -> list[int]:
+    """The parser processes still running in a process session (the cluster's: it was started
+    in a session of its own, which its descendants keep)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[3]) == session and fields[0] not in ("Z", "X") and b"from mail.parsers import serve" in command:
+            found.append(int(stat.parent.name))
+    return found

@@ -4,6 +4,8 @@ would record, each message once, and nothing is lost when the child dies."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -87,7 +89,7 @@ def test_when_the_parser_process_dies_the_poller_parses_and_loses_nothing(mailbo
     monkeypatch.setattr(parsers.Parsing, "submit", die_before_the_second_batch)
     with caplog.at_level(logging.WARNING, logger="mail.parsers"):
         call_command("poll", once=True)
-    assert "the parser process stopped (ParserFailed: it was killed by signal 9)" in caplog.text
+    assert "the parser process stopped (it was killed by signal 9); parsing in the poller" in caplog.text
     assert sorted(Email.objects.values_list("subject", flat=True)) == sorted(
         f"Média Solution - Missions Recadrage - Lot {n}" for n in range(15)
     )
@@ -118,12 +120,25 @@ def gone(pid: int) -> bool:
     return state in ("Z", "X")  # ended (a zombie until whoever adopted it reaps it)
 
 
+# A poller in a process of its own: it starts a parser process, has it parse one message,
+# prints the child's pid and how many rows came back, then waits.
+POLLER_WITH_A_CHILD = """
+import django
+django.setup()
+from mail.models import Mailbox
+from mail.parsers import Child
+from mail.pipeline import Fetched
+child = Child()
+raw = b"From: a@example.com\\r\\nSubject: Commande 1\\r\\n\\r\\nhttps://fromsmash.com/Order1\\r\\n"
+rows = child.submit(Mailbox(pk=1, name="x"), 7, [Fetched(uid=1, raw=raw)]).result(timeout=60)
+print(child.process.pid, len(rows), rows[0].decision, flush=True)
+input()
+"""
+
+
 def test_a_poller_killed_outright_leaves_no_parser_process_behind():
-    starts_a_child = (
-        "import django; django.setup(); from mail.parsers import Child; print(Child().process.pid, flush=True); input()"
-    )
     poller_process = subprocess.Popen(
-        [sys.executable, "-c", starts_a_child],
+        [sys.executable, "-c", POLLER_WITH_A_CHILD],
         cwd=ROOT,
         env=base_env(DJANGO_SETTINGS_MODULE="signalserver.settings", DEBUG="true"),
         stdin=subprocess.PIPE,
@@ -131,8 +146,40 @@ def test_a_poller_killed_outright_leaves_no_parser_process_behind():
         text=True,
     )
     assert poller_process.stdout is not None
-    child_pid = int(poller_process.stdout.readline())
-    assert not gone(child_pid)
+    pid, rows, decision = poller_process.stdout.readline().split()
+    assert (rows, decision) == ("1", "accepted")  # the child was at work
+    assert not gone(int(pid))
     poller_process.kill()  # SIGKILL: nothing of the poller's runs to stop its child
     poller_process.wait()
-    wait_until(lambda: gone(child_pid), timeout=30, message="the parser process ended with its poller")
+    wait_until(lambda: gone(int(pid)), timeout=30, message="the parser process ended with its poller")
+
+
+def test_a_parser_process_that_hangs_is_stopped_and_the_poller_parses_keeping_its_lease(mailbox, monkeypatch, caplog):
+    monkeypatch.setattr(parsers, "PARSE_TIMEOUT_SECONDS", 2.0)
+    monkeypatch.setattr(parsers, "WAIT_SLICE_SECONDS", 0.1)
+    monkeypatch.setattr(parsers, "PARSE_APART_DATABASES", ("sqlite", "postgresql"))
+    renewals: list[float] = []
+    parsing = parsers.Parsing(mailbox, parsers.PARSE_APART_ABOVE + 1, keep_alive=lambda: renewals.append(1))
+    assert parsing._child is not None
+    child = parsing._child.process
+    os.kill(child.pid, signal.SIGSTOP)  # hung: it reads nothing and answers nothing
+    items = [Fetched(uid=n, raw=order(n)) for n in range(3)]
+    with caplog.at_level(logging.WARNING, logger="mail.parsers"):
+        rows = parsing.result(parsing.submit(7, items), 7, items)
+    assert [email.subject for email, _ in rows] == [f"Média Solution - Missions Recadrage - Lot {n}" for n in range(3)]
+    assert "the parser process stopped (it sent nothing back in 2 s; stopped it)" in caplog.text
+    assert len(renewals) >= 10  # the lease was kept while it waited
+    assert child.poll() is not None
+    assert parsing.depth == 0  # the rest of the sync is parsed in the poller
+
+
+def test_in_a_release_layout_the_parser_process_runs_the_python_of_the_release_the_poller_runs(tmp_path, monkeypatch):
+    # deploys/: `current` points at releases/N and the cluster runs current/.venv/bin/python.
+    # A release switch moves `current` before the cluster restarts; the poller's code is still N's.
+    release = tmp_path / "releases" / "7"
+    (release / ".venv" / "bin").mkdir(parents=True)
+    (release / ".venv" / "bin" / "python").touch()
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "current" / ".venv" / "bin" / "python"))
+    assert parsers.interpreter(release) == str(release / ".venv" / "bin" / "python")
+    monkeypatch.setattr(sys, "executable", "/usr/local/bin/python")  # a container's Python: no venv
+    assert parsers.interpreter(release) == "/usr/local/bin/python"
