@@ -74,7 +74,7 @@ def parse_rows(rules: Mailbox, uidvalidity: int | None, items: Sequence[Fetched]
     return [email for email, _ in parse_batch(rules, uidvalidity, items)]
 
 
-def serve(requests: IO[bytes] | None = None) -> None:
+def serve() -> None:
     """The child: batches from stdin, replies to what was stdout, until stdin closes.
 
     Ctrl-C, sent to the whole process group, is the poller's to handle (it finishes the
@@ -85,10 +85,9 @@ def serve(requests: IO[bytes] | None = None) -> None:
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     django.setup()
-    requests = requests or sys.stdin.buffer
     while True:
         try:
-            rules, uidvalidity, items = pickle.load(requests)  # noqa: S301  # nosec B301: from our poller
+            rules, uidvalidity, items = pickle.load(sys.stdin.buffer)  # noqa: S301  # nosec B301: from our poller
         except (EOFError, pickle.UnpicklingError):
             return  # the poller closed the pipe, or is gone (perhaps in the middle of a batch)
         try:

@@ -106,6 +106,15 @@ def stop_process() -> Iterator[list[subprocess.Popen[bytes]]]:
                 proc.wait()
 
 
+def session_of(process: Path) -> int | None:
+    """The session id of a process (/proc/<pid>), which its descendants keep unless they start
+    their own; None once it has ended."""
+    try:
+        return int((process / "stat").read_text().rsplit(")", 1)[-1].split()[3])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def wait_until(condition, timeout: float = 30, interval: float = 0.1, message: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from deploys.local import alive as running
-from tests.conftest import ROOT, free_port, wait_until
+from tests.conftest import ROOT, free_port, session_of, wait_until
 from tests.deploys.checkout import fresh_checkout
 
 pytestmark = [pytest.mark.slow, pytest.mark.only_on("sqlite", "the image runs its own embedded database")]
@@ -107,18 +107,11 @@ def test_health_answers_200_from_inside_the_image(container):
 
 
 def test_every_process_runs_as_the_non_root_user(container):
-    session = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _session(p) == container.pid]
+    session = [p for p in Path("/proc").iterdir() if p.name.isdigit() and session_of(p) == container.pid]
     assert len(session) >= 3, "serve, Gunicorn and the job cluster"
     for process in session:
         uids = next(line for line in (process / "status").read_text().splitlines() if line.startswith("Uid:"))
         assert set(uids.split()[1:]) == {"10001"}, (process, uids)
-
-
-def _session(process: Path) -> int | None:
-    try:
-        return int((process / "stat").read_text().rsplit(")", 1)[-1].split()[3])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def test_static_files_are_served(container):

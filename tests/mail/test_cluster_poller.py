@@ -7,6 +7,7 @@ before the successor's first search. Each must be recorded at once, not a sessio
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -21,9 +22,10 @@ from django.test import Client
 from django_q.models import Task
 
 from delivery.models import Endpoint
+from deploys.local import alive
 from mail.lease import holder
 from mail.models import Email, Mailbox
-from tests.conftest import ROOT, base_env, child_database_env, wait_until
+from tests.conftest import ROOT, base_env, child_database_env, session_of, wait_until
 from tests.mail.conftest import ImapAccount
 from tests.mail.corpus import message
 from tests.mail.imap_proxy import ImapProxy
@@ -207,12 +209,10 @@ def parser_processes(session: int) -> list[int]:
     """The parser processes still running in a process session (the cluster's: it was started
     in a session of its own, which its descendants keep)."""
     found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            command = (stat.parent / "cmdline").read_bytes()
-        except OSError:
-            continue  # ended meanwhile
-        if int(fields[3]) == session and fields[0] not in ("Z", "X") and b"from mail.parsers import serve" in command:
-            found.append(int(stat.parent.name))
+    for process in Path("/proc").iterdir():
+        if not process.name.isdigit() or session_of(process) != session or not alive(int(process.name)):
+            continue
+        with contextlib.suppress(OSError):  # ended meanwhile
+            if b"from mail.parsers import serve" in (process / "cmdline").read_bytes():
+                found.append(int(process.name))
     return found

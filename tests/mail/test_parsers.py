@@ -8,11 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 
+from deploys.local import alive
 from mail import parsers, poller
 from mail.models import Email, Mailbox
 from mail.pipeline import Fetched
@@ -112,14 +112,6 @@ def test_a_batch_the_parser_process_fails_on_comes_back_as_its_error_and_the_nex
     ]
 
 
-def gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state in ("Z", "X")  # ended (a zombie until whoever adopted it reaps it)
-
-
 # A poller in a process of its own: it starts a parser process, has it parse one message,
 # prints the child's pid and how many rows came back, then waits.
 POLLER_WITH_A_CHILD = """
@@ -148,10 +140,10 @@ def test_a_poller_killed_outright_leaves_no_parser_process_behind():
     assert poller_process.stdout is not None
     pid, rows, decision = poller_process.stdout.readline().split()
     assert (rows, decision) == ("1", "accepted")  # the child was at work
-    assert not gone(int(pid))
+    assert alive(int(pid))
     poller_process.kill()  # SIGKILL: nothing of the poller's runs to stop its child
     poller_process.wait()
-    wait_until(lambda: gone(int(pid)), timeout=30, message="the parser process ended with its poller")
+    wait_until(lambda: not alive(int(pid)), timeout=30, message="the parser process ended with its poller")
 
 
 def test_a_parser_process_that_hangs_is_stopped_and_the_poller_parses_keeping_its_lease(mailbox, monkeypatch, caplog):
